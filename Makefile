@@ -1,0 +1,100 @@
+# ngx_support_agent: build, test and run.
+#
+#   make run     build the module and run nginx with the demo configuration
+#                on 127.0.0.1:8080 (foreground; Ctrl-C stops it)
+#   make test    build everything and run every suite (unit + t/*.t)
+#   make build   only the module (build/nginx/ngx_http_support_agent_module.so)
+#
+# The module is built out of tree against Debian's nginx-dev sources
+# (/usr/share/nginx/src), or against an nginx source tree given as
+# NGINX_SRC=/path/to/nginx-1.x (then nginx itself is built there too and the
+# tests use that binary).
+
+SHELL        := /bin/bash
+TOP          := $(abspath .)
+BUILD        := $(TOP)/build
+NGX_BUILD    := $(BUILD)/nginx
+MODULE_SO    := $(NGX_BUILD)/ngx_http_support_agent_module.so
+DEBIAN_SRC   := /usr/share/nginx/src
+NGINX_SRC    ?=
+CC           ?= cc
+CFLAGS_UNIT  ?= -g -O1 -Wall -Wextra -Wno-unused-parameter -Werror -fsanitize=address,undefined -fno-omit-frame-pointer
+PROVE_JOBS   ?= 2
+
+ifeq ($(NGINX_SRC),)
+NGX_SRC_DIR  := $(DEBIAN_SRC)
+NGINX_BIN    ?= /usr/sbin/nginx
+else
+NGX_SRC_DIR  := $(abspath $(NGINX_SRC))
+NGINX_BIN    ?= $(NGX_BUILD)/nginx
+endif
+
+PURE_SRCS    := $(wildcard src/sa_*.c)
+NGX_SRCS     := $(wildcard src/ngx_http_support_agent_*.c)
+ALL_SRCS     := $(PURE_SRCS) $(NGX_SRCS) $(wildcard src/*.h) config
+UNIT_SRCS    := $(wildcard t/unit/test_*.c)
+UNIT_BINS    := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+
+DEBIAN_PKGS  := nginx nginx-dev libcurl4-openssl-dev libyajl-dev liblmdb-dev \
+                libstemmer-dev gcc make perl libtest-base-perl \
+                libtext-diff-perl libtest-longstring-perl \
+                liblist-moreutils-perl libhttp-message-perl liburi-perl \
+                python3 python3-jsonschema python3-yaml curl
+
+.PHONY: all build deps run test unit suites clean valgrind bench
+
+all: build
+
+deps:
+	@bash util/deps.sh $(DEBIAN_PKGS)
+
+build: deps $(MODULE_SO)
+
+$(MODULE_SO): $(ALL_SRCS)
+	@mkdir -p $(NGX_BUILD)
+ifeq ($(NGINX_SRC),)
+	cd $(NGX_SRC_DIR) && . ./conf_flags && ./configure \
+	    --with-cc-opt="-g -O2 -fPIC -Wall -Werror" --with-ld-opt="-fPIC" \
+	    "$${NGX_CONF_FLAGS[@]}" \
+	    --add-dynamic-module=$(TOP) --builddir=$(NGX_BUILD) > $(NGX_BUILD)/configure.log
+	$(MAKE) -f $(NGX_BUILD)/Makefile -C $(NGX_SRC_DIR) modules
+else
+	cd $(NGX_SRC_DIR) && ./configure --with-compat --with-debug \
+	    --with-cc-opt="-g -O2 -fPIC -Wall -Werror" --with-ld-opt="-fPIC" \
+	    --add-dynamic-module=$(TOP) --builddir=$(NGX_BUILD) > $(NGX_BUILD)/configure.log
+	$(MAKE) -f $(NGX_BUILD)/Makefile -C $(NGX_SRC_DIR) build modules
+endif
+
+$(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(wildcard src/sa_*.h) t/unit/tap.h
+	@mkdir -p $(BUILD)/unit
+	$(CC) $(CFLAGS_UNIT) -Isrc -It/unit -o $@ $< $(PURE_SRCS) -lyajl -llmdb -lcurl -lm
+
+unit: deps $(UNIT_BINS)
+	prove -v --exec '' $(UNIT_BINS) 2>&1 | tail -n 40
+
+suites: build
+	TEST_NGINX_BINARY=$(NGINX_BIN) MODULE_SO=$(MODULE_SO) \
+	PERL5OPT="-I$(TOP)/t/lib -MSubreaper" \
+	TEST_NGINX_RANDOMIZE=1 prove -I$(TOP)/t/lib -j$(PROVE_JOBS) -r t/
+
+test: deps
+	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory unit-quiet
+	@$(MAKE) --no-print-directory suites
+
+unit-quiet: $(UNIT_BINS)
+	prove --exec '' $(UNIT_BINS)
+
+valgrind: build
+	TEST_NGINX_USE_VALGRIND=1 TEST_NGINX_BINARY=$(NGINX_BIN) \
+	MODULE_SO=$(MODULE_SO) PERL5OPT="-I$(TOP)/t/lib -MSubreaper" \
+	prove -I$(TOP)/t/lib -r t/
+
+run: build
+	@bash util/run.sh $(NGINX_BIN) $(MODULE_SO)
+
+bench: build
+	@bash bench/run.sh $(NGINX_BIN) $(MODULE_SO)
+
+clean:
+	rm -rf $(BUILD) t/servroot* demo/

@@ -1,0 +1,1225 @@
+
+/*
+ * Copyright (C) ngx_support_agent authors
+ *
+ * A turn: validate the request, mark the conversation busy in LMDB, load
+ * its bounded history, answer (LLM, or the fallback reply without one),
+ * stream or return the reply, and save the user message and the reply in
+ * one transaction.  A failed turn saves nothing.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_sha1.h>
+#include <sys/random.h>
+
+#include "ngx_http_support_agent_module.h"
+#include "ngx_http_support_agent_chat.h"
+#include "ngx_http_support_agent_llm.h"
+#include "ngx_http_support_agent_reply.h"
+#include "ngx_http_support_agent_store.h"
+#include "sa_json.h"
+#include "sa_store.h"
+
+
+#define NGX_HTTP_SA_LEASE_MARGIN   10000
+
+#define NGX_HTTP_SA_UNAVAILABLE                                              \
+    "Sorry, I can't answer right now. Please try again in a moment."
+
+
+typedef struct {
+    ngx_http_request_t        *request;
+    ngx_http_sa_loc_conf_t    *conf;
+
+    sa_chat_request_t          req;
+    ngx_str_t                  conversation_id;
+
+    sa_msg_t                  *msgs;       /* history + this user message */
+    size_t                     n_msgs;
+
+    ngx_http_sa_out_t          out;
+    ngx_http_sa_llm_t          llm;
+
+    u_char                    *text;       /* reply text not yet streamed */
+    size_t                     text_len;
+    size_t                     text_cap;
+
+    ngx_event_t                heartbeat;
+    ngx_event_t                deadline;
+
+    unsigned                   sse:1;
+    unsigned                   created:1;  /* new conversation */
+    unsigned                   turn_open:1;
+    unsigned                   done:1;
+} ngx_http_sa_ctx_t;
+
+
+static void ngx_http_sa_chat_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_sa_chat_read_body(ngx_http_request_t *r,
+    u_char **body, size_t *len);
+static ngx_int_t ngx_http_sa_chat_begin(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx);
+static ngx_int_t ngx_http_sa_chat_open_turn(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx, int64_t now);
+static ngx_int_t ngx_http_sa_chat_new_id(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx);
+static ngx_int_t ngx_http_sa_chat_turn_status(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx, int rc);
+static ngx_int_t ngx_http_sa_chat_keyed_id(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx, ngx_str_t *key, int64_t now, int64_t lease);
+static ngx_int_t ngx_http_sa_chat_load_history(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx, int64_t now);
+static ngx_int_t ngx_http_sa_chat_meta(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx);
+static void ngx_http_sa_chat_text(ngx_http_sa_llm_t *llm, const char *text,
+    size_t len);
+static ngx_int_t ngx_http_sa_chat_flush_text(ngx_http_sa_llm_t *llm);
+static void ngx_http_sa_chat_llm_done(ngx_http_sa_llm_t *llm, ngx_int_t rc);
+static ngx_int_t ngx_http_sa_chat_delta(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx, const char *text, size_t len);
+static void ngx_http_sa_chat_complete(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx, const char *reply, size_t len,
+    const char *finish_reason, const char *source, ngx_uint_t streamed);
+static void ngx_http_sa_chat_fail(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx, ngx_uint_t status, const char *code,
+    const char *message);
+static void ngx_http_sa_chat_close_turn(ngx_http_sa_ctx_t *ctx);
+static void ngx_http_sa_chat_finalize(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx, ngx_int_t rc);
+static ngx_int_t ngx_http_sa_chat_sent(ngx_http_request_t *r, ngx_int_t rc);
+static void ngx_http_sa_chat_write_handler(ngx_http_request_t *r);
+static void ngx_http_sa_chat_heartbeat(ngx_event_t *ev);
+static void ngx_http_sa_chat_deadline(ngx_event_t *ev);
+static void ngx_http_sa_chat_cleanup(void *data);
+static ngx_int_t ngx_http_sa_chat_error(ngx_http_request_t *r,
+    ngx_uint_t level, ngx_uint_t status, const char *code,
+    const char *message);
+static ngx_uint_t ngx_http_sa_is_json(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_sa_wants_sse(ngx_http_request_t *r);
+static int64_t ngx_http_sa_now_ms(void);
+
+
+ngx_int_t
+ngx_http_sa_chat_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                rc;
+    ngx_http_sa_ctx_t       *ctx;
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_sa_loc_conf_t  *conf;
+
+    conf = ngx_http_get_module_loc_conf(r, ngx_http_support_agent_module);
+
+    if (r->method != NGX_HTTP_POST) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_sa_chat_error(r, NGX_LOG_INFO, NGX_HTTP_NOT_ALLOWED,
+                                      "method_not_allowed",
+                                      "use POST with a JSON body");
+    }
+
+    if (!ngx_http_sa_is_json(r)) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_sa_chat_error(r, NGX_LOG_INFO,
+                                      NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                      "unsupported_media_type",
+                                      "the body must be application/json");
+    }
+
+    if (r->headers_in.content_length_n > (off_t) conf->max_body) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_sa_chat_error(r, NGX_LOG_INFO,
+                                      NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      "body_too_large",
+                                      "the request body is too large");
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_sa_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->conf = conf;
+
+    /* runs on every way out: normal end, client abort, timeouts */
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_sa_chat_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_support_agent_module);
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_sa_chat_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_sa_chat_body(ngx_http_request_t *r)
+{
+    u_char                   *body;
+    size_t                    len;
+    ngx_int_t                 rc;
+    sa_req_status_e           status;
+    ngx_http_sa_ctx_t        *ctx;
+    char                      err[256];
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_support_agent_module);
+
+    /* from now on a client that goes away is noticed at once */
+    r->read_event_handler = ngx_http_test_reading;
+
+    rc = ngx_http_sa_chat_read_body(r, &body, &len);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (len > ctx->conf->max_body) {
+        ngx_http_finalize_request(r,
+            ngx_http_sa_chat_error(r, NGX_LOG_INFO,
+                                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                   "body_too_large",
+                                   "the request body is too large"));
+        return;
+    }
+
+    status = sa_chat_request_parse((char *) body, len, ctx->conf->max_message,
+                                   &ctx->req, err, sizeof(err));
+
+    if (status != SA_REQ_OK) {
+        ngx_http_finalize_request(r,
+            ngx_http_sa_chat_error(r, NGX_LOG_INFO, NGX_HTTP_BAD_REQUEST,
+                                   status == SA_REQ_MALFORMED
+                                   || status == SA_REQ_NOT_OBJECT
+                                   ? "invalid_json"
+                                   : status == SA_REQ_BAD_UTF8
+                                   ? "invalid_utf8"
+                                   : status == SA_REQ_MESSAGE_TOO_LONG
+                                   ? "message_too_long"
+                                   : "invalid_request",
+                                   err));
+        return;
+    }
+
+    rc = ngx_http_sa_chat_begin(r, ctx);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/* the body as one piece of memory, whether nginx kept it in memory or in
+   a temporary file */
+
+static ngx_int_t
+ngx_http_sa_chat_read_body(ngx_http_request_t *r, u_char **body,
+    size_t *len)
+{
+    u_char                  *p;
+    off_t                    size;
+    ssize_t                  n;
+    ngx_buf_t               *b;
+    ngx_chain_t             *cl;
+    ngx_http_sa_loc_conf_t  *conf;
+
+    *body = (u_char *) "";
+    *len = 0;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    size = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+
+    if (size == 0) {
+        return NGX_OK;
+    }
+
+    conf = ngx_http_get_module_loc_conf(r, ngx_http_support_agent_module);
+
+    /* larger bodies are refused by the caller without copying them */
+    if (size > (off_t) conf->max_body) {
+        *len = (size_t) size;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) size + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *body = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+            if (n == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    *p = '\0';
+    *len = p - *body;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_sa_chat_begin(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
+{
+    int64_t                  now;
+    ngx_int_t                rc;
+    ngx_http_sa_loc_conf_t  *conf;
+
+    conf = ctx->conf;
+    now = ngx_http_sa_now_ms();
+
+    rc = ngx_http_sa_chat_open_turn(r, ctx, now);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_sa_chat_load_history(r, ctx, now);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx->deadline.handler = ngx_http_sa_chat_deadline;
+    ctx->deadline.data = r->connection;
+    ctx->deadline.log = r->connection->log;
+
+    /* not cancelable: a graceful reload lets the turn finish first */
+    ngx_add_timer(&ctx->deadline, conf->llm_timeout);
+
+    if (ngx_http_sa_wants_sse(r)) {
+        ctx->sse = 1;
+
+        rc = ngx_http_sa_sse_start(r, &ctx->out);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        r->write_event_handler = ngx_http_sa_chat_write_handler;
+
+        rc = ngx_http_sa_chat_meta(r, ctx);
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        ctx->heartbeat.handler = ngx_http_sa_chat_heartbeat;
+        ctx->heartbeat.data = r->connection;
+        ctx->heartbeat.log = r->connection->log;
+        ctx->heartbeat.cancelable = 1;
+
+        ngx_add_timer(&ctx->heartbeat, conf->heartbeat);
+    }
+
+    if (conf->llm_url.len == 0) {
+        /* no LLM configured: the deterministic answer */
+        ngx_http_sa_chat_complete(r, ctx, (char *) conf->fallback_reply.data,
+                                  conf->fallback_reply.len, "stop",
+                                  "fallback", 0);
+        return NGX_DONE;
+    }
+
+    ctx->llm.request = r;
+    ctx->llm.conf = conf;
+    ctx->llm.data = ctx;
+    ctx->llm.on_text = ngx_http_sa_chat_text;
+    ctx->llm.on_flush = ngx_http_sa_chat_flush_text;
+    ctx->llm.on_done = ngx_http_sa_chat_llm_done;
+    ctx->llm.deadline = ngx_current_msec + conf->llm_timeout;
+
+    if (ngx_http_sa_llm_start(&ctx->llm, ctx->msgs, ctx->n_msgs) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "support agent: %s", ctx->llm.failure);
+        ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_BAD_GATEWAY,
+                              "llm_unavailable", NGX_HTTP_SA_UNAVAILABLE);
+        return NGX_DONE;
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_sa_chat_open_turn(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
+    int64_t now)
+{
+    int          rc;
+    int64_t      lease;
+    ngx_str_t    key;
+    sa_store_t  *store;
+
+    store = ngx_http_sa_store();
+
+    if (store == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "support agent: the conversation store is not open "
+                      "in this process");
+        return ngx_http_sa_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "storage_unavailable",
+                                      "conversations cannot be stored now",
+                                      NULL);
+    }
+
+    /* a worker that dies mid-turn leaves the mark; it expires with this */
+    lease = now + ctx->conf->llm_timeout + NGX_HTTP_SA_LEASE_MARGIN;
+
+    if (ctx->conf->conversation_key != NULL) {
+        if (ngx_http_complex_value(r, ctx->conf->conversation_key, &key)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (key.len) {
+            return ngx_http_sa_chat_keyed_id(r, ctx, &key, now, lease);
+        }
+    }
+
+    if (ctx->req.conversation_id == NULL) {
+        return ngx_http_sa_chat_new_id(r, ctx);
+    }
+
+    ctx->conversation_id.data = (u_char *) ctx->req.conversation_id;
+    ctx->conversation_id.len = ctx->req.conversation_id_len;
+
+    rc = sa_conv_begin_turn(store, ctx->req.conversation_id, now, ngx_pid,
+                            lease, NULL);
+
+    return ngx_http_sa_chat_turn_status(r, ctx, rc);
+}
+
+
+static ngx_int_t
+ngx_http_sa_chat_turn_status(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
+    int rc)
+{
+    sa_store_t  *store;
+
+    store = ngx_http_sa_store();
+
+    switch (rc) {
+
+    case SA_OK:
+        ctx->turn_open = 1;
+        return NGX_OK;
+
+    case SA_NOT_FOUND:
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "support agent: unknown conversation \"%V\"",
+                      &ctx->conversation_id);
+        return ngx_http_sa_send_error(r, NGX_HTTP_NOT_FOUND,
+                                      "conversation_not_found",
+                                      "no conversation with this id",
+                                      &ctx->conversation_id);
+
+    case SA_BUSY:
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "support agent: conversation \"%V\" has a turn "
+                      "in progress", &ctx->conversation_id);
+        return ngx_http_sa_send_error(r, NGX_HTTP_CONFLICT,
+                                      "conversation_busy",
+                                      "the previous message is still being "
+                                      "answered",
+                                      &ctx->conversation_id);
+
+    default:
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "support agent: cannot start a turn of conversation "
+                      "\"%V\": %s", &ctx->conversation_id,
+                      sa_store_last_error(store));
+        return ngx_http_sa_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      rc == SA_FULL ? "storage_full"
+                                                    : "storage_unavailable",
+                                      "conversations cannot be stored now",
+                                      &ctx->conversation_id);
+    }
+}
+
+
+/*
+ * The conversation of a session nginx knows (support_agent_conversation_key):
+ * its id is derived from the key, so the client cannot pick another one and
+ * the key itself (a session cookie) is never stored.
+ */
+
+static ngx_int_t
+ngx_http_sa_chat_keyed_id(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
+    ngx_str_t *key, int64_t now, int64_t lease)
+{
+    int          rc;
+    u_char      *p;
+    ngx_sha1_t   sha1;
+    sa_store_t  *store;
+    u_char       hash[20];
+
+    store = ngx_http_sa_store();
+
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, "ngx_support_agent:", sizeof("ngx_support_agent:") - 1);
+    ngx_sha1_update(&sha1, key->data, key->len);
+    ngx_sha1_final(hash, &sha1);
+
+    p = ngx_pnalloc(r->pool, 2 + 32 + 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    *ngx_hex_dump(ngx_cpymem(p, "k_", 2), hash, 16) = '\0';
+
+    ctx->conversation_id.data = p;
+    ctx->conversation_id.len = 2 + 32;
+
+    rc = sa_conv_begin_turn(store, (char *) p, now, ngx_pid, lease, NULL);
+
+    if (rc == SA_NOT_FOUND) {
+        rc = sa_conv_create(store, (char *) p, now, ngx_pid, lease);
+
+        if (rc == SA_OK) {
+            ctx->created = 1;
+
+        } else if (rc == SA_BUSY) {
+            /* created by a concurrent first turn */
+            rc = sa_conv_begin_turn(store, (char *) p, now, ngx_pid, lease,
+                                    NULL);
+        }
+    }
+
+    return ngx_http_sa_chat_turn_status(r, ctx, rc);
+}
+
+
+static ngx_int_t
+ngx_http_sa_chat_new_id(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
+{
+    int          rc;
+    u_char      *p;
+    int64_t      now, lease;
+    ngx_uint_t   tries;
+    sa_store_t  *store;
+    u_char       random[16];
+
+    store = ngx_http_sa_store();
+    now = ngx_http_sa_now_ms();
+    lease = now + ctx->conf->llm_timeout + NGX_HTTP_SA_LEASE_MARGIN;
+
+    p = ngx_pnalloc(r->pool, 2 + 2 * sizeof(random) + 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->conversation_id.data = p;
+    ctx->conversation_id.len = 2 + 2 * sizeof(random);
+
+    rc = SA_BUSY;
+
+    for (tries = 0; tries < 3 && rc == SA_BUSY; tries++) {
+
+        /* 128 bits from the kernel: ids are unguessable */
+        if (getrandom(random, sizeof(random), 0) != sizeof(random)) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+                          "support agent: getrandom() failed");
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        *ngx_hex_dump(ngx_cpymem(p, "c_", 2), random, sizeof(random)) = '\0';
+
+        rc = sa_conv_create(store, (char *) p, now, ngx_pid, lease);
+    }
+
+    if (rc == SA_OK) {
+        ctx->turn_open = 1;
+        ctx->created = 1;
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "support agent: cannot create a conversation: %s",
+                  sa_store_last_error(store));
+
+    ngx_str_null(&ctx->conversation_id);
+
+    return ngx_http_sa_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  rc == SA_FULL ? "storage_full"
+                                                : "storage_unavailable",
+                                  "conversations cannot be stored now",
+                                  NULL);
+}
+
+
+static ngx_int_t
+ngx_http_sa_chat_load_history(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
+    int64_t now)
+{
+    size_t       n;
+    sa_msg_t    *history, *msgs, *user;
+    sa_store_t  *store;
+
+    store = ngx_http_sa_store();
+    history = NULL;
+    n = 0;
+
+    if (!ctx->created
+        && ctx->conf->history > 0
+        && sa_conv_history(store, (char *) ctx->conversation_id.data,
+                           ctx->conf->history, &history, &n)
+           != SA_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "support agent: cannot read conversation \"%V\": %s",
+                      &ctx->conversation_id, sa_store_last_error(store));
+        ngx_http_sa_chat_close_turn(ctx);
+        return ngx_http_sa_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "storage_unavailable",
+                                      "conversations cannot be read now",
+                                      &ctx->conversation_id);
+    }
+
+    msgs = realloc(history, (n + 1) * sizeof(sa_msg_t));
+    if (msgs == NULL) {
+        sa_msgs_free(history, n);
+        ngx_http_sa_chat_close_turn(ctx);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the user message moves from the parsed request into the list */
+
+    user = &msgs[n];
+    ngx_memzero(user, sizeof(sa_msg_t));
+    user->role = SA_ROLE_USER;
+    user->content = ctx->req.message;
+    user->content_len = ctx->req.message_len;
+    user->ts_ms = now;
+    ctx->req.message = NULL;
+
+    ctx->msgs = msgs;
+    ctx->n_msgs = n + 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_sa_chat_meta(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
+{
+    size_t       len;
+    sa_jw_t     *w;
+    ngx_int_t    rc;
+    const char  *json;
+
+    w = sa_jw_new();
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (sa_jw_open(w) != SA_OK
+        || sa_jw_kstr(w, "conversation_id",
+                      (char *) ctx->conversation_id.data,
+                      ctx->conversation_id.len) != SA_OK
+        || sa_jw_kbool(w, "new", ctx->created) != SA_OK
+        || sa_jw_close(w) != SA_OK)
+    {
+        sa_jw_free(w);
+        return NGX_ERROR;
+    }
+
+    json = sa_jw_buf(w, &len);
+    rc = ngx_http_sa_sse_event(r, &ctx->out, "meta", json, len);
+    sa_jw_free(w);
+
+    return ngx_http_sa_chat_sent(r, rc);
+}
+
+
+/* called from inside libcurl: only collect the text */
+
+static void
+ngx_http_sa_chat_text(ngx_http_sa_llm_t *llm, const char *text, size_t len)
+{
+    size_t              cap;
+    u_char             *p;
+    ngx_http_sa_ctx_t  *ctx;
+
+    ctx = llm->data;
+
+    if (!ctx->sse) {
+        /* the JSON reply is taken from llm->stream.content at the end */
+        return;
+    }
+
+    if (ctx->text_len + len > ctx->text_cap) {
+        cap = ngx_max(ctx->text_cap * 2, ctx->text_len + len);
+        cap = ngx_max(cap, 256);
+
+        p = realloc(ctx->text, cap);
+        if (p == NULL) {
+            /* dropped text shows as a gap; the saved reply is whole */
+            ngx_log_error(NGX_LOG_ALERT, llm->request->connection->log, 0,
+                          "support agent: out of memory for reply text");
+            return;
+        }
+
+        ctx->text = p;
+        ctx->text_cap = cap;
+    }
+
+    ngx_memcpy(ctx->text + ctx->text_len, text, len);
+    ctx->text_len += len;
+}
+
+
+/* everything collected since the last flush goes out as one delta event */
+
+static ngx_int_t
+ngx_http_sa_chat_flush_text(ngx_http_sa_llm_t *llm)
+{
+    ngx_int_t           rc;
+    ngx_http_sa_ctx_t  *ctx;
+
+    ctx = llm->data;
+
+    if (!ctx->sse || ctx->text_len == 0) {
+        return NGX_OK;
+    }
+
+    rc = ngx_http_sa_chat_delta(ctx->request, ctx, (char *) ctx->text,
+                                ctx->text_len);
+
+    ctx->text_len = 0;
+    llm->delivered = 1;
+
+    return rc == NGX_ERROR ? NGX_ERROR : NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_sa_chat_delta(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
+    const char *text, size_t len)
+{
+    size_t       jlen;
+    sa_jw_t     *w;
+    ngx_int_t    rc;
+    const char  *json;
+
+    w = sa_jw_new();
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (sa_jw_open(w) != SA_OK
+        || sa_jw_kstr(w, "text", text, len) != SA_OK
+        || sa_jw_close(w) != SA_OK)
+    {
+        sa_jw_free(w);
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "support agent: reply text is not valid UTF-8");
+        return NGX_OK;
+    }
+
+    json = sa_jw_buf(w, &jlen);
+    rc = ngx_http_sa_sse_event(r, &ctx->out, "delta", json, jlen);
+    sa_jw_free(w);
+
+    return ngx_http_sa_chat_sent(r, rc);
+}
+
+
+static void
+ngx_http_sa_chat_llm_done(ngx_http_sa_llm_t *llm, ngx_int_t rc)
+{
+    ngx_http_request_t  *r;
+    ngx_http_sa_ctx_t   *ctx;
+    ngx_connection_t    *c;
+
+    ctx = llm->data;
+    r = ctx->request;
+    c = r->connection;
+
+    if (rc == NGX_ABORT) {
+        ngx_http_sa_chat_close_turn(ctx);
+        ngx_http_sa_chat_finalize(r, ctx, NGX_ERROR);
+
+    } else if (rc == NGX_OK) {
+        ngx_http_sa_chat_complete(r, ctx, llm->stream.content,
+                                  llm->stream.content_len,
+                                  llm->stream.finish_reason[0]
+                                  ? llm->stream.finish_reason : "stop",
+                                  "llm", 1);
+
+    } else {
+        ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_BAD_GATEWAY,
+                              "llm_unavailable", NGX_HTTP_SA_UNAVAILABLE);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * The turn succeeded: save it, then tell the client.  The reply is saved
+ * before "done" is sent, so a client that sees "done" can send the next
+ * turn at once.
+ */
+
+static void
+ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
+    const char *reply, size_t len, const char *finish_reason,
+    const char *source, ngx_uint_t streamed)
+{
+    int                 rc;
+    size_t              jlen;
+    sa_jw_t            *w;
+    sa_msg_t            save[2];
+    ngx_int_t           out;
+    sa_store_t         *store;
+    const char         *json;
+
+    store = ngx_http_sa_store();
+
+    ngx_memzero(save, sizeof(save));
+    save[0] = ctx->msgs[ctx->n_msgs - 1];
+    save[1].role = SA_ROLE_ASSISTANT;
+    save[1].content = (char *) reply;
+    save[1].content_len = len;
+    save[1].ts_ms = ngx_http_sa_now_ms();
+
+    rc = sa_conv_commit_turn(store, (char *) ctx->conversation_id.data,
+                             ngx_pid, save, 2, save[1].ts_ms);
+
+    if (rc != SA_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "support agent: cannot save turn of conversation "
+                      "\"%V\": %s", &ctx->conversation_id,
+                      sa_store_last_error(store));
+
+        ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                              rc == SA_FULL ? "storage_full"
+                                            : "storage_unavailable",
+                              "Sorry, I can't save this conversation right "
+                              "now. Please try again later.");
+        return;
+    }
+
+    ctx->turn_open = 0;
+
+    w = sa_jw_new();
+    if (w == NULL) {
+        ngx_http_sa_chat_finalize(r, ctx, NGX_ERROR);
+        return;
+    }
+
+    if (sa_jw_open(w) != SA_OK
+        || sa_jw_kstr(w, "conversation_id",
+                      (char *) ctx->conversation_id.data,
+                      ctx->conversation_id.len) != SA_OK
+        || (!ctx->sse && sa_jw_kstr(w, "reply", reply, len) != SA_OK)
+        || sa_jw_kstr(w, "finish_reason", finish_reason,
+                      ngx_strlen(finish_reason)) != SA_OK
+        || sa_jw_kstr(w, "source", source, ngx_strlen(source)) != SA_OK
+        || sa_jw_close(w) != SA_OK)
+    {
+        sa_jw_free(w);
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "support agent: cannot encode the reply");
+        ngx_http_sa_chat_finalize(r, ctx, NGX_ERROR);
+        return;
+    }
+
+    json = sa_jw_buf(w, &jlen);
+
+    if (!ctx->sse) {
+        out = ngx_http_sa_send_json(r, NGX_HTTP_OK, json, jlen);
+        sa_jw_free(w);
+        ngx_http_sa_chat_finalize(r, ctx, out);
+        return;
+    }
+
+    out = NGX_OK;
+
+    if (!streamed) {
+        out = ngx_http_sa_chat_delta(r, ctx, reply, len);
+
+    } else if (ctx->text_len) {
+        out = ngx_http_sa_chat_flush_text(&ctx->llm);
+    }
+
+    if (out != NGX_ERROR) {
+        out = ngx_http_sa_chat_sent(r,
+                  ngx_http_sa_sse_event(r, &ctx->out, "done", json, jlen));
+    }
+
+    sa_jw_free(w);
+
+    if (out != NGX_ERROR) {
+        out = ngx_http_sa_sse_finish(r, &ctx->out);
+    }
+
+    ngx_http_sa_chat_finalize(r, ctx, out);
+}
+
+
+/*
+ * The turn failed: nothing is saved.  Before the stream started the client
+ * gets an HTTP error; after, a final "error" event.
+ */
+
+static void
+ngx_http_sa_chat_fail(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
+    ngx_uint_t status, const char *code, const char *message)
+{
+    ngx_int_t  rc;
+    ngx_str_t  json;
+
+    ngx_http_sa_chat_close_turn(ctx);
+
+    if (!ctx->sse) {
+        rc = ngx_http_sa_send_error(r, status, code, message,
+                                    &ctx->conversation_id);
+        ngx_http_sa_chat_finalize(r, ctx, rc);
+        return;
+    }
+
+    if (ngx_http_sa_error_json(r->pool, code, message, &ctx->conversation_id,
+                               &json)
+        != NGX_OK)
+    {
+        ngx_http_sa_chat_finalize(r, ctx, NGX_ERROR);
+        return;
+    }
+
+    rc = ngx_http_sa_chat_sent(r,
+             ngx_http_sa_sse_event(r, &ctx->out, "error", (char *) json.data,
+                                   json.len));
+
+    if (rc != NGX_ERROR) {
+        rc = ngx_http_sa_sse_finish(r, &ctx->out);
+    }
+
+    ngx_http_sa_chat_finalize(r, ctx, rc);
+}
+
+
+/* a turn that is not saved releases the conversation */
+
+static void
+ngx_http_sa_chat_close_turn(ngx_http_sa_ctx_t *ctx)
+{
+    sa_store_t  *store;
+
+    if (!ctx->turn_open) {
+        return;
+    }
+
+    ctx->turn_open = 0;
+
+    store = ngx_http_sa_store();
+
+    if (store != NULL
+        && sa_conv_end_turn(store, (char *) ctx->conversation_id.data,
+                            ngx_pid)
+           != SA_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
+                      "support agent: cannot release conversation \"%V\": "
+                      "%s", &ctx->conversation_id,
+                      sa_store_last_error(store));
+    }
+}
+
+
+static void
+ngx_http_sa_chat_finalize(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
+    ngx_int_t rc)
+{
+    if (ctx->done) {
+        return;
+    }
+
+    ctx->done = 1;
+
+    if (ctx->heartbeat.timer_set) {
+        ngx_del_timer(&ctx->heartbeat);
+    }
+
+    if (ctx->deadline.timer_set) {
+        ngx_del_timer(&ctx->deadline);
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/* after each write to the client: wait for a slow one, give up on a gone
+   one */
+
+static ngx_int_t
+ngx_http_sa_chat_sent(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_event_t               *wev;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (rc == NGX_ERROR || r->connection->error) {
+        return NGX_ERROR;
+    }
+
+    wev = r->connection->write;
+
+    if (r->connection->buffered) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        if (!wev->delayed && !wev->timer_set) {
+            ngx_add_timer(wev, clcf->send_timeout);
+        }
+
+        if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return NGX_AGAIN;
+    }
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_sa_chat_write_handler(ngx_http_request_t *r)
+{
+    ngx_int_t           rc;
+    ngx_event_t        *wev;
+    ngx_http_sa_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_support_agent_module);
+    wev = r->connection->write;
+
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, NGX_ETIMEDOUT,
+                      "support agent: client timed out");
+        r->connection->timedout = 1;
+        ngx_http_sa_chat_close_turn(ctx);
+        ngx_http_sa_chat_finalize(r, ctx, NGX_HTTP_REQUEST_TIME_OUT);
+        return;
+    }
+
+    rc = ngx_http_sa_chat_sent(r, ngx_http_sa_out_flush(r, &ctx->out));
+
+    if (rc == NGX_ERROR) {
+        ngx_http_sa_chat_close_turn(ctx);
+        ngx_http_sa_chat_finalize(r, ctx, NGX_ERROR);
+    }
+}
+
+
+static void
+ngx_http_sa_chat_heartbeat(ngx_event_t *ev)
+{
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+    ngx_http_sa_ctx_t   *ctx;
+
+    ctx = (ngx_http_sa_ctx_t *) ((u_char *) ev
+                                 - offsetof(ngx_http_sa_ctx_t, heartbeat));
+    r = ctx->request;
+    c = r->connection;
+
+    rc = ngx_http_sa_chat_sent(r,
+             ngx_http_sa_sse_comment(r, &ctx->out, "ping"));
+
+    if (rc == NGX_ERROR) {
+        ngx_http_sa_chat_close_turn(ctx);
+        ngx_http_sa_chat_finalize(r, ctx, NGX_ERROR);
+
+    } else {
+        ngx_add_timer(ev, ctx->conf->heartbeat);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_sa_chat_deadline(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+    ngx_http_sa_ctx_t   *ctx;
+
+    ctx = (ngx_http_sa_ctx_t *) ((u_char *) ev
+                                 - offsetof(ngx_http_sa_ctx_t, deadline));
+    r = ctx->request;
+    c = r->connection;
+
+    ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                  "support agent: turn of conversation \"%V\" took longer "
+                  "than support_agent_llm_timeout (%M ms)",
+                  &ctx->conversation_id, ctx->conf->llm_timeout);
+
+    if (ctx->llm.running || ctx->llm.transfer.easy) {
+        ngx_http_sa_llm_cancel(&ctx->llm);
+    }
+
+    ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_GATEWAY_TIME_OUT,
+                          "llm_unavailable", NGX_HTTP_SA_UNAVAILABLE);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_sa_chat_cleanup(void *data)
+{
+    ngx_http_sa_ctx_t  *ctx = data;
+
+    if (ctx->heartbeat.timer_set) {
+        ngx_del_timer(&ctx->heartbeat);
+    }
+
+    if (ctx->deadline.timer_set) {
+        ngx_del_timer(&ctx->deadline);
+    }
+
+    ngx_http_sa_llm_cancel(&ctx->llm);
+
+    /* client gone or request terminated mid-turn */
+    ngx_http_sa_chat_close_turn(ctx);
+
+    sa_msgs_free(ctx->msgs, ctx->n_msgs);
+    ctx->msgs = NULL;
+    ctx->n_msgs = 0;
+
+    sa_chat_request_free(&ctx->req);
+
+    free(ctx->text);
+    ctx->text = NULL;
+}
+
+
+static ngx_int_t
+ngx_http_sa_chat_error(ngx_http_request_t *r, ngx_uint_t level,
+    ngx_uint_t status, const char *code, const char *message)
+{
+    ngx_log_error(level, r->connection->log, 0,
+                  "support agent: %ui %s: %s", status, code, message);
+
+    return ngx_http_sa_send_error(r, status, code, message, NULL);
+}
+
+
+static ngx_uint_t
+ngx_http_sa_is_json(ngx_http_request_t *r)
+{
+    u_char     *p, *last;
+    ngx_str_t  *type;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    type = &r->headers_in.content_type->value;
+    p = type->data;
+    last = p + type->len;
+
+    while (p < last && *p != ';' && *p != ' ') {
+        p++;
+    }
+
+    return (size_t) (p - type->data) == sizeof("application/json") - 1
+           && ngx_strncasecmp(type->data, (u_char *) "application/json",
+                              sizeof("application/json") - 1) == 0;
+}
+
+
+static ngx_uint_t
+ngx_http_sa_wants_sse(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Accept") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
+                               sizeof("Accept") - 1) == 0
+            && ngx_strlcasestrn(h[i].value.data,
+                                h[i].value.data + h[i].value.len,
+                                (u_char *) "text/event-stream",
+                                sizeof("text/event-stream") - 2)
+               != NULL)
+        {
+            return 1;
+        }
+    }
+}
+
+
+static int64_t
+ngx_http_sa_now_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (int64_t) tp->sec * 1000 + tp->msec;
+}

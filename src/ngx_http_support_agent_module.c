@@ -1,0 +1,882 @@
+
+/*
+ * Copyright (C) ngx_support_agent authors
+ *
+ * Directives, configuration and process hooks of the support agent.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_support_agent_module.h"
+#include "ngx_http_support_agent_chat.h"
+#include "ngx_http_support_agent_curl.h"
+#include "ngx_http_support_agent_store.h"
+#include "sa_utf8.h"
+
+
+#define NGX_HTTP_SA_TEMPERATURE_UNSET  -2.0
+#define NGX_HTTP_SA_MAX_PROMPT         (256 * 1024)
+
+
+static void *ngx_http_sa_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_sa_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_sa_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_sa_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_sa_enable(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_sa_store_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_sa_llm_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_sa_llm_api_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_sa_temperature(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_sa_text_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_sa_check_bounds(ngx_conf_t *cf, void *post,
+    void *data);
+static ngx_int_t ngx_http_sa_read_file(ngx_conf_t *cf, ngx_str_t *name,
+    size_t max, ngx_str_t *out);
+static ngx_int_t ngx_http_sa_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_sa_init_process(ngx_cycle_t *cycle);
+static void ngx_http_sa_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_sa_max_tokens_fields[] = {
+    { ngx_string("max_tokens"), NGX_HTTP_SA_MAX_TOKENS_FIELD },
+    { ngx_string("max_completion_tokens"),
+      NGX_HTTP_SA_MAX_COMPLETION_TOKENS },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_sa_retries_bounds = {
+    ngx_http_sa_check_bounds, 0, 10
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_sa_history_bounds = {
+    ngx_http_sa_check_bounds, 0, 1000
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_sa_max_tokens_bounds = {
+    ngx_http_sa_check_bounds, 1, 1048576
+};
+
+
+static ngx_command_t  ngx_http_sa_commands[] = {
+
+    { ngx_string("support_agent_store"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_sa_store_conf,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("support_agent_store_sync"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_sa_main_conf_t, store_sync),
+      NULL },
+
+    { ngx_string("support_agent"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_sa_enable,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("support_agent_llm_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_llm_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("support_agent_llm_model"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, llm_model),
+      NULL },
+
+    { ngx_string("support_agent_llm_api_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_llm_api_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("support_agent_llm_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, llm_connect_timeout),
+      NULL },
+
+    { ngx_string("support_agent_llm_idle_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, llm_idle_timeout),
+      NULL },
+
+    { ngx_string("support_agent_llm_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, llm_timeout),
+      NULL },
+
+    { ngx_string("support_agent_llm_retries"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, llm_retries),
+      &ngx_http_sa_retries_bounds },
+
+    { ngx_string("support_agent_llm_retry_backoff"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, llm_retry_backoff),
+      NULL },
+
+    { ngx_string("support_agent_llm_max_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, llm_max_tokens),
+      &ngx_http_sa_max_tokens_bounds },
+
+    { ngx_string("support_agent_llm_max_tokens_field"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, llm_max_tokens_field),
+      &ngx_http_sa_max_tokens_fields },
+
+    { ngx_string("support_agent_llm_temperature"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_temperature,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("support_agent_system_prompt"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_text_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, system_prompt),
+      NULL },
+
+    { ngx_string("support_agent_fallback_reply"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_text_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, fallback_reply),
+      NULL },
+
+    { ngx_string("support_agent_conversation_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, conversation_key),
+      NULL },
+
+    { ngx_string("support_agent_history"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, history),
+      &ngx_http_sa_history_bounds },
+
+    { ngx_string("support_agent_max_body"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, max_body),
+      NULL },
+
+    { ngx_string("support_agent_max_message"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, max_message),
+      NULL },
+
+    { ngx_string("support_agent_heartbeat"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, heartbeat),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_sa_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_sa_create_main_conf,          /* create main configuration */
+    ngx_http_sa_init_main_conf,            /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_sa_create_loc_conf,           /* create location configuration */
+    ngx_http_sa_merge_loc_conf             /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_support_agent_module = {
+    NGX_MODULE_V1,
+    &ngx_http_sa_module_ctx,               /* module context */
+    ngx_http_sa_commands,                  /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_http_sa_init_module,               /* init module */
+    ngx_http_sa_init_process,              /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_sa_exit_process,              /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_str_t  ngx_http_sa_default_store = ngx_string("support_agent");
+
+static ngx_str_t  ngx_http_sa_default_system_prompt = ngx_string(
+    "You are the customer support assistant of this website. Answer the "
+    "customer's questions politely and briefly. If you do not know the "
+    "answer, say so and offer to connect the customer with a human agent. "
+    "Never invent order details, prices or policies.");
+
+static ngx_str_t  ngx_http_sa_default_fallback_reply = ngx_string(
+    "I'm sorry, I can't answer questions automatically right now. "
+    "A member of our support team will be happy to help you.");
+
+
+static void *
+ngx_http_sa_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_sa_main_conf_t  *smcf;
+
+    smcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_sa_main_conf_t));
+    if (smcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     smcf->store_path = { 0, NULL };
+     *     smcf->used = 0;
+     */
+
+    smcf->store_max_size = NGX_CONF_UNSET_SIZE;
+    smcf->store_sync = NGX_CONF_UNSET;
+
+    return smcf;
+}
+
+
+static char *
+ngx_http_sa_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_sa_main_conf_t  *smcf = conf;
+
+    if (smcf->store_path.data == NULL) {
+        smcf->store_path = ngx_http_sa_default_store;
+
+        if (ngx_conf_full_name(cf->cycle, &smcf->store_path, 0) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    ngx_conf_init_size_value(smcf->store_max_size, 1024 * 1024 * 1024);
+    ngx_conf_init_value(smcf->store_sync, 1);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_sa_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_sa_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_sa_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->llm_url = { 0, NULL };
+     *     conf->llm_model = { 0, NULL };
+     *     conf->llm_api_key = { 0, NULL };
+     *     conf->system_prompt = { 0, NULL };
+     *     conf->fallback_reply = { 0, NULL };
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->llm_connect_timeout = NGX_CONF_UNSET_MSEC;
+    conf->llm_idle_timeout = NGX_CONF_UNSET_MSEC;
+    conf->llm_timeout = NGX_CONF_UNSET_MSEC;
+    conf->llm_retries = NGX_CONF_UNSET_UINT;
+    conf->llm_retry_backoff = NGX_CONF_UNSET_MSEC;
+    conf->llm_max_tokens = NGX_CONF_UNSET;
+    conf->llm_max_tokens_field = NGX_CONF_UNSET_UINT;
+    conf->llm_temperature = NGX_HTTP_SA_TEMPERATURE_UNSET;
+    conf->conversation_key = NGX_CONF_UNSET_PTR;
+    conf->history = NGX_CONF_UNSET_UINT;
+    conf->max_body = NGX_CONF_UNSET_SIZE;
+    conf->max_message = NGX_CONF_UNSET_SIZE;
+    conf->heartbeat = NGX_CONF_UNSET_MSEC;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_sa_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_sa_loc_conf_t *prev = parent;
+    ngx_http_sa_loc_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    ngx_conf_merge_str_value(conf->llm_url, prev->llm_url, "");
+    ngx_conf_merge_str_value(conf->llm_model, prev->llm_model, "");
+    ngx_conf_merge_str_value(conf->llm_api_key, prev->llm_api_key, "");
+
+    ngx_conf_merge_msec_value(conf->llm_connect_timeout,
+                              prev->llm_connect_timeout, 5000);
+    ngx_conf_merge_msec_value(conf->llm_idle_timeout,
+                              prev->llm_idle_timeout, 60000);
+    ngx_conf_merge_msec_value(conf->llm_timeout, prev->llm_timeout, 120000);
+    ngx_conf_merge_uint_value(conf->llm_retries, prev->llm_retries, 2);
+    ngx_conf_merge_msec_value(conf->llm_retry_backoff,
+                              prev->llm_retry_backoff, 500);
+    ngx_conf_merge_value(conf->llm_max_tokens, prev->llm_max_tokens, 512);
+    ngx_conf_merge_uint_value(conf->llm_max_tokens_field,
+                              prev->llm_max_tokens_field,
+                              NGX_HTTP_SA_MAX_TOKENS_FIELD);
+
+    if (conf->llm_temperature == NGX_HTTP_SA_TEMPERATURE_UNSET) {
+        conf->llm_temperature =
+            prev->llm_temperature == NGX_HTTP_SA_TEMPERATURE_UNSET
+            ? 0.2 : prev->llm_temperature;
+    }
+
+    if (conf->system_prompt.data == NULL) {
+        conf->system_prompt = prev->system_prompt.data
+                              ? prev->system_prompt
+                              : ngx_http_sa_default_system_prompt;
+    }
+
+    if (conf->fallback_reply.data == NULL) {
+        conf->fallback_reply = prev->fallback_reply.data
+                               ? prev->fallback_reply
+                               : ngx_http_sa_default_fallback_reply;
+    }
+
+    ngx_conf_merge_ptr_value(conf->conversation_key, prev->conversation_key,
+                             NULL);
+    ngx_conf_merge_uint_value(conf->history, prev->history, 20);
+    ngx_conf_merge_size_value(conf->max_body, prev->max_body, 64 * 1024);
+    ngx_conf_merge_size_value(conf->max_message, prev->max_message,
+                              8 * 1024);
+    ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);
+
+    if (conf->llm_url.len && conf->llm_model.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"support_agent_llm_model\" is required when "
+                           "\"support_agent_llm_url\" is set");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->max_message > conf->max_body) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"support_agent_max_message\" (%uz) must not be "
+                           "larger than \"support_agent_max_body\" (%uz)",
+                           conf->max_message, conf->max_body);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->heartbeat == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"support_agent_heartbeat\" must be positive");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->llm_timeout == 0 || conf->llm_idle_timeout == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"support_agent_llm_timeout\" and "
+                           "\"support_agent_llm_idle_timeout\" must be "
+                           "positive");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_sa_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_sa_loc_conf_t *salcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_sa_main_conf_t   *smcf;
+
+    if (salcf->enable != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    salcf->enable = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_sa_chat_handler;
+
+    smcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_support_agent_module);
+    smcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_sa_store_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_sa_main_conf_t *smcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value, s;
+
+    if (smcf->store_path.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    smcf->store_path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &smcf->store_path, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "max_size=", 9) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\", expected "
+                               "\"max_size=\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        s.data = value[2].data + 9;
+        s.len = value[2].len - 9;
+
+        size = ngx_parse_size(&s);
+
+        /* LMDB needs room for its meta pages and a few trees */
+        if (size == NGX_ERROR || size < 64 * 1024) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid max_size \"%V\", must be at least "
+                               "64k", &s);
+            return NGX_CONF_ERROR;
+        }
+
+        smcf->store_max_size = (size_t) size;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_sa_llm_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_sa_loc_conf_t *salcf = conf;
+
+    u_char     *p;
+    size_t      len;
+    ngx_str_t  *value;
+
+    static ngx_str_t  suffix = ngx_string("/chat/completions");
+
+    if (salcf->llm_url.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strncasecmp(value[1].data, (u_char *) "http://", 7) != 0
+        && ngx_strncasecmp(value[1].data, (u_char *) "https://", 8) != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid URL \"%V\" in \"support_agent_llm_url\": "
+                           "must start with http:// or https://",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* the base URL as OpenAI clients take it ("https://host/v1") or the
+       full endpoint */
+
+    len = value[1].len;
+
+    while (len && value[1].data[len - 1] == '/') {
+        len--;
+    }
+
+    if (len >= suffix.len
+        && ngx_strncmp(value[1].data + len - suffix.len, suffix.data,
+                       suffix.len) == 0)
+    {
+        len -= suffix.len;
+    }
+
+    p = ngx_pnalloc(cf->pool, len + suffix.len + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    salcf->llm_url.data = p;
+    p = ngx_cpymem(p, value[1].data, len);
+    p = ngx_cpymem(p, suffix.data, suffix.len);
+    *p = '\0';
+    salcf->llm_url.len = p - salcf->llm_url.data;
+
+    return NGX_CONF_OK;
+}
+
+
+/* "env=NAME" or "file=PATH": the key itself never appears in nginx.conf */
+
+static char *
+ngx_http_sa_llm_api_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_sa_loc_conf_t *salcf = conf;
+
+    u_char     *v;
+    size_t      len;
+    ngx_str_t  *value, name, key;
+
+    if (salcf->llm_api_key.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strncmp(value[1].data, "env=", 4) == 0 && value[1].len > 4) {
+        v = (u_char *) getenv((char *) value[1].data + 4);
+
+        if (v == NULL || *v == '\0') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "environment variable \"%s\" named by "
+                               "\"support_agent_llm_api_key\" is not set",
+                               value[1].data + 4);
+            return NGX_CONF_ERROR;
+        }
+
+        key.len = ngx_strlen(v);
+        key.data = ngx_pnalloc(cf->pool, key.len + 1);
+        if (key.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(key.data, v, key.len + 1);
+
+    } else if (ngx_strncmp(value[1].data, "file=", 5) == 0
+               && value[1].len > 5)
+    {
+        name.data = value[1].data + 5;
+        name.len = value[1].len - 5;
+
+        if (ngx_http_sa_read_file(cf, &name, 4096, &key) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in "
+                           "\"support_agent_llm_api_key\", expected "
+                           "\"env=NAME\" or \"file=PATH\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* a key file usually ends with a newline */
+
+    len = key.len;
+
+    while (len && (key.data[len - 1] == '\n' || key.data[len - 1] == '\r'
+                   || key.data[len - 1] == ' '))
+    {
+        len--;
+    }
+
+    key.len = len;
+    key.data[len] = '\0';
+
+    for (v = key.data; v < key.data + key.len; v++) {
+        if (*v < 0x21 || *v > 0x7e) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the API key of \"support_agent_llm_api_key\" "
+                               "contains characters not allowed in an HTTP "
+                               "header");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (key.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the API key of \"support_agent_llm_api_key\" is "
+                           "empty");
+        return NGX_CONF_ERROR;
+    }
+
+    salcf->llm_api_key = key;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_sa_temperature(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_sa_loc_conf_t *salcf = conf;
+
+    char       *end;
+    double      t;
+    ngx_str_t  *value;
+
+    if (salcf->llm_temperature != NGX_HTTP_SA_TEMPERATURE_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        salcf->llm_temperature = -1.0;
+        return NGX_CONF_OK;
+    }
+
+    /* conf tokens are NUL-terminated */
+    t = strtod((char *) value[1].data, &end);
+
+    if (end == (char *) value[1].data || *end != '\0' || t < 0 || t > 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in "
+                           "\"support_agent_llm_temperature\", expected a "
+                           "number from 0 to 2 or \"off\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    salcf->llm_temperature = t;
+
+    return NGX_CONF_OK;
+}
+
+
+/* like ngx_conf_check_num_bounds(), but the message names the directive */
+
+static char *
+ngx_http_sa_check_bounds(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t  *bounds = post;
+    ngx_int_t              *np = data;
+
+    ngx_str_t  *value;
+
+    if (*np >= bounds->low && *np <= bounds->high) {
+        return NGX_CONF_OK;
+    }
+
+    value = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" must be between %i and %i", &value[0],
+                       bounds->low, bounds->high);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* a text read from a file at configuration time (prompts/ files) */
+
+static char *
+ngx_http_sa_text_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t  *field, *value, text;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_http_sa_read_file(cf, &value[1], NGX_HTTP_SA_MAX_PROMPT, &text)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    while (text.len && (text.data[text.len - 1] == '\n'
+                        || text.data[text.len - 1] == '\r'))
+    {
+        text.len--;
+    }
+
+    text.data[text.len] = '\0';
+
+    if (text.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" is empty",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!sa_utf8_valid(text.data, text.len)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" is not valid UTF-8",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    *field = text;
+
+    return NGX_CONF_OK;
+}
+
+
+/* the whole file, NUL-terminated; relative names are taken from the
+   configuration prefix */
+
+static ngx_int_t
+ngx_http_sa_read_file(ngx_conf_t *cf, ngx_str_t *name, size_t max,
+    ngx_str_t *out)
+{
+    off_t            size;
+    ssize_t          n;
+    ngx_str_t        path;
+    ngx_file_t       file;
+    ngx_file_info_t  fi;
+
+    path = *name;
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = path;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%s\" failed", path.data);
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%s\" failed", path.data);
+        goto failed;
+    }
+
+    size = ngx_file_size(&fi);
+
+    if (size > (off_t) max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" is larger than %uz bytes", path.data, max);
+        goto failed;
+    }
+
+    out->data = ngx_pnalloc(cf->pool, (size_t) size + 1);
+    if (out->data == NULL) {
+        goto failed;
+    }
+
+    n = ngx_read_file(&file, out->data, (size_t) size, 0);
+
+    if (n == NGX_ERROR || n != (ssize_t) size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot read \"%s\"", path.data);
+        goto failed;
+    }
+
+    out->len = (size_t) size;
+    out->data[out->len] = '\0';
+
+    ngx_close_file(file.fd);
+
+    return NGX_OK;
+
+failed:
+
+    ngx_close_file(file.fd);
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_sa_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_sa_main_conf_t  *smcf;
+
+    smcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_support_agent_module);
+
+    if (smcf == NULL || !smcf->used) {
+        return NGX_OK;
+    }
+
+    return ngx_http_sa_store_prepare(cycle, smcf);
+}
+
+
+static ngx_int_t
+ngx_http_sa_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_sa_main_conf_t  *smcf;
+
+    smcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_support_agent_module);
+
+    if (smcf == NULL || !smcf->used) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_sa_curl_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_sa_store_init_process(cycle, smcf);
+}
+
+
+static void
+ngx_http_sa_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_sa_curl_exit_process(cycle);
+    ngx_http_sa_store_exit_process(cycle);
+}

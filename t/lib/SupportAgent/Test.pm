@@ -1,0 +1,157 @@
+package SupportAgent::Test;
+
+# Glue for the Test::Nginx suites of the support-agent module.
+#
+#   use Test::Nginx::Socket 'no_plan';
+#   use SupportAgent::Test;            # or: use SupportAgent::Test require_key => 'sk-test';
+#   run_tests();
+#
+# On import:
+#  * starts t/llm_server.py (Debian's /usr/bin/python3) on a free port and sets
+#    $ENV{TEST_NGINX_LLM_PORT} (and TEST_NGINX_LLM_URL = http://127.0.0.1:PORT/v1), so blocks
+#    can say  support_agent_llm_url http://127.0.0.1:$TEST_NGINX_LLM_PORT/v1;
+#    The server is stopped in an END block (also when the test dies) and exits on its own
+#    when this process goes away. Recorded requests: GET /_requests on that port (reach it
+#    through a proxy_pass location); DELETE /_requests clears them.
+#  * registers a block preprocessor that prepends  load_module <abs path>;  to main_config.
+#    The path is $ENV{MODULE_SO}, else <repo>/build/nginx/ngx_http_support_agent_module.so.
+#
+# Import options: require_key => KEY (server answers 401 unless "Bearer KEY"; also sets
+# $ENV{TEST_NGINX_LLM_KEY}), server_args => [...] (extra llm_server.py arguments).
+# Environment: SA_LLM_VERBOSE=1 logs every request to stderr; SA_LLM_RECORD_DIR=DIR writes the
+# request bodies there; SA_NO_LLM_SERVER=1 starts no server (TEST_NGINX_LLM_PORT must be set).
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Spec;
+use File::Temp qw(tempdir);
+use POSIX ();
+use Time::HiRes ();
+
+my $REPO = abs_path(File::Spec->catdir(dirname(abs_path(__FILE__)), '..', '..', '..'));
+
+our ($LLM_PID, $LLM_PORT, $OWNER_PID, $REGISTERED);
+
+sub repo_root { $REPO }
+
+sub module_so {
+    my $so = $ENV{MODULE_SO};
+    $so = File::Spec->catfile($REPO, 'build', 'nginx', 'ngx_http_support_agent_module.so')
+        unless defined $so && length $so;
+    return File::Spec->rel2abs($so);
+}
+
+sub llm_port { $LLM_PORT }
+
+sub start_llm_server {
+    my (%opt) = @_;
+    return $LLM_PORT if $LLM_PID;
+    my $dir = tempdir('sa-llm-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $port_file = "$dir/port";
+    my @cmd = ('/usr/bin/python3', "$REPO/t/llm_server.py", '--host', '127.0.0.1', '--port', '0',
+               '--port-file', $port_file, '--parent-pid', $$);
+    push @cmd, '--quiet' unless $ENV{SA_LLM_VERBOSE};
+    push @cmd, '--record-dir', $ENV{SA_LLM_RECORD_DIR} if $ENV{SA_LLM_RECORD_DIR};
+    push @cmd, '--require-key', $opt{require_key} if defined $opt{require_key};
+    push @cmd, @{ $opt{server_args} } if $opt{server_args};
+
+    my $pid = fork();
+    die "SupportAgent::Test: fork failed: $!\n" unless defined $pid;
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';    # keep "listening on" out of the TAP stream
+        exec @cmd or POSIX::_exit(127);
+    }
+    $LLM_PID = $pid;
+    $OWNER_PID = $$;
+
+    my $deadline = Time::HiRes::time() + 5;
+    while (Time::HiRes::time() < $deadline) {
+        if (open my $fh, '<', $port_file) {
+            my $p = <$fh>;
+            close $fh;
+            if (defined $p && $p =~ /^(\d+)/) { $LLM_PORT = $1; last; }
+        }
+        if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
+            undef $LLM_PID;
+            die "SupportAgent::Test: t/llm_server.py exited early (status $?)\n";
+        }
+        Time::HiRes::sleep(0.05);
+    }
+    unless ($LLM_PORT) {
+        stop_llm_server();
+        die "SupportAgent::Test: t/llm_server.py did not report its port within 5 s\n";
+    }
+    return $LLM_PORT;
+}
+
+sub stop_llm_server {
+    return unless $LLM_PID && defined $OWNER_PID && $OWNER_PID == $$;
+    my $pid = $LLM_PID;
+    undef $LLM_PID;
+    kill 'TERM', $pid;
+    my $deadline = Time::HiRes::time() + 3;
+    while (Time::HiRes::time() < $deadline) {
+        return if waitpid($pid, POSIX::WNOHANG()) != 0;
+        Time::HiRes::sleep(0.02);
+    }
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+}
+
+# One conversation store per test file run, so that a rerun starts empty
+# while the blocks of one file share it (state across nginx restarts).
+our $STORE_DIR;
+
+sub store_dir {
+    $STORE_DIR ||= tempdir('sa-store-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    return $STORE_DIR;
+}
+
+sub load_module_preprocessor {
+    my $block = shift;
+    my $main = $block->main_config;
+    $main = '' unless defined $main;
+    unless ($main =~ /ngx_http_support_agent_module/) {
+        my $so = module_so();
+        $block->set_value('main_config', "load_module $so;\n$main");
+    }
+
+    my $http = $block->http_config;
+    $http = '' unless defined $http;
+    unless ($http =~ /support_agent_store\s/) {
+        my $dir = store_dir();
+        $block->set_value('http_config', "support_agent_store $dir/store;\n$http");
+    }
+}
+
+sub import {
+    my ($class, %opt) = @_;
+    if ($ENV{SA_NO_LLM_SERVER}) {
+        $LLM_PORT = $ENV{TEST_NGINX_LLM_PORT};
+    } else {
+        start_llm_server(%opt);
+    }
+    $ENV{TEST_NGINX_LLM_PORT} = $LLM_PORT if defined $LLM_PORT;
+    $ENV{TEST_NGINX_LLM_URL} = "http://127.0.0.1:$LLM_PORT/v1" if defined $LLM_PORT;
+    $ENV{TEST_NGINX_LLM_KEY} = $opt{require_key} if defined $opt{require_key};
+    $ENV{TEST_NGINX_STORE_DIR} = store_dir();
+    unless ($REGISTERED) {
+        my $add = Test::Nginx::Socket->can('add_block_preprocessor')
+            || (defined &Test::Nginx::Util::add_block_preprocessor && \&Test::Nginx::Util::add_block_preprocessor)
+            or die "SupportAgent::Test: load Test::Nginx::Socket first (use Test::Nginx::Socket ...)\n";
+        $add->(\&load_module_preprocessor);
+        $REGISTERED = 1;
+    }
+}
+
+END {
+    my $status = $?;
+    stop_llm_server();
+    $? = $status;
+}
+
+1;

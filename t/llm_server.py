@@ -1,0 +1,758 @@
+#!/usr/bin/python3
+"""Scripted OpenAI-compatible Chat Completions server: the LLM peer of the test suites.
+
+Python 3 standard library only (plus Debian's python3-jsonschema for validation), asyncio,
+raw HTTP/1.1 with keep-alive. Run with Debian's /usr/bin/python3.
+
+CLI
+    llm_server.py [--host 127.0.0.1] [--port 0] [--port-file PATH] [--record-dir DIR]
+                  [--require-key KEY] [--no-validate] [--parent-pid PID] [--quiet]
+    Prints "listening on HOST:PORT" (flushed) once it accepts connections; --port-file gets the
+    port number (written atomically). --parent-pid: exit when that process goes away.
+    SIGTERM / SIGINT exit cleanly (status 0).
+
+Endpoints
+    POST /v1/chat/completions, POST /chat/completions          default behaviour
+    POST /<scenario>/v1/chat/completions, POST /<scenario>/chat/completions
+         <scenario> = comma-separated options, e.g. /fail=429:1,ra=1/v1/chat/completions
+    GET  /_requests[?scenario=S][&last=N]   recorded requests, JSON array, oldest first
+    DELETE /_requests  (or any method on /_reset)   clear the record and the fail counters
+    GET  /_health                            200 "ok"
+    anything else                            404 (405 for a non-POST on a chat path), recorded
+
+Request checks, in this order (each answered with the OpenAI error envelope
+{"error":{"message","type","param","code"}}):
+    unknown scenario option or bad value  400, code "bad_scenario"
+    Authorization present but not "Bearer <token>"  401 (always); missing it  401 only
+        with --require-key; a token other than KEY  401, code "invalid_api_key"
+    body not JSON (or not UTF-8)              400, code null ("We could not parse the JSON body...")
+    body not a valid CreateChatCompletionRequest under validate.py --strict (unknown keys
+        flagged too)                          400, code "schema_validation_failed", the message
+        lists every error ("INVALID at /path: ..." / "UNKNOWN KEY(S) at /path: a, b")
+    The validator is <repo>/../shared/tools/validate.py with ../specs/bundles/openai.schema.json
+    (override the shared dir with env SA_SHARED_DIR); missing -> warning, no validation.
+
+Reply (deterministic)
+    text    "You said: <last user message content>. (messages: <len(messages)>)"
+    tokens  split before whitespace: "You", " said:", " hi.", ... (whitespace stays with the
+            following word; concatenating the deltas gives the text back exactly)
+    usage   prompt_tokens = number of whitespace-separated words in all message contents,
+            completion_tokens = number of content tokens (argument fragments for a tool call)
+    stream:true -> 200 text/event-stream; charset=utf-8, chunked (close-delimited for HTTP/1.0),
+        one event per chunk: {"role":"assistant","content":""}, one {"content": tok} per token,
+        {} with finish_reason, then (stream_options.include_usage) {"choices":[],"usage":{..}}
+        (all chunks carry "usage":null when include_usage), then "data: [DONE]".
+    otherwise -> one chat.completion object (always with usage). id "chatcmpl-<seq>",
+        model = the request's model, system_fingerprint "fp_llm_test", header x-request-id.
+
+Scenario options (combine freely; values are URL-decoded after splitting on ","; write a
+comma in a value as %2C). "K tokens" counts content deltas after the role chunk; a K at or
+beyond the number of tokens fires after the last token.
+    first_ms=N        wait N ms before the first byte of any scripted answer (headers too)
+    token_ms=N        wait N ms before each token; non-streaming: N ms x tokens before answering
+    tokens=N          reply is exactly N tokens "tok0 tok1 ... tok<N-1>" (wins over reply=)
+    reply=TEXT        fixed reply text
+    unicode           prefix the reply with "Grüße — 日本語 ✓ 🎉 " as 8 extra tokens (raw UTF-8)
+    escape_unicode    emit JSON with \\uXXXX escapes (surrogate pairs) instead of raw UTF-8
+    finish=R          finish_reason R (stop, length, tool_calls, content_filter)
+    tool=NAME         answer with a call of function NAME while the request has fewer than
+                      tool_rounds=N (default 1) role:"tool" messages; then the text reply.
+                      arguments = args=JSON (URL-encoded) or {"query": <last user content>},
+                      streamed as 6-character fragments; id "call_<seq>_<round>"
+    fail=STATUS[:N]   requests are counted per scenario string: in each cycle of N+1 the first N
+                      get STATUS with an error envelope, the (N+1)th succeeds; no :N = always.
+                      429 requests/rate_limit_exceeded, 500 server_error/null,
+                      503 server_error/service_unavailable, 400 invalid_request_error/
+                      invalid_value, 401 invalid_request_error/invalid_api_key, 404 model_not_found
+    code=C            error code of fail= (code=insufficient_quota also sets type)
+    ra=SECONDS        fail/html_error answers carry "retry-after: SECONDS"
+    ra_ms=N           ... and/or "retry-after-ms: N"
+    should_retry=B    ... and "x-should-retry: B"
+    html_error=STATUS[:N]  like fail=, but an HTML body (text/html, a proxy's error page)
+    hang[=S]          read the request, never answer; close after S seconds (default 120)
+    reset_after=K     K tokens, then RST (SO_LINGER 0). Non-streaming: RST instead of an answer
+    cut_after=K       K tokens, then close without the terminating chunk (truncated HTTP body).
+                      Non-streaming: headers + the first K bytes of the body, then close
+    truncate_after=K  K tokens, then a clean end of the HTTP body: no finish chunk, no [DONE]
+    badjson_after=K   after K tokens an event 'data: {"choices": [' then the stream goes on as
+                      usual. Non-streaming: the body is '{"choices": ['
+    error_after=K     after K tokens 'data: {"error":{"message":...,"type":"server_error",
+                      "param":null,"code":"internal_error"}}' and a clean end without [DONE]
+    drip=N            send every SSE event (non-streaming: the body) in N-byte pieces, each its
+                      own HTTP chunk, drip_ms=M (default 2) apart
+    nonstream         answer stream:true with a non-streaming chat.completion
+    crlf              CRLF line endings in SSE;  nospace  "data:" without the space
+    comments          ": OPENROUTER PROCESSING" comment block before every event
+    usage_in_choices  the usage chunk has choices [{"index":0,"delta":{"content":""},
+                      "finish_reason":null,"logprobs":null}] instead of [] (OpenRouter)
+    no_usage          never send the usage chunk (server ignoring stream_options)
+    Stream-only options other than those described are ignored for non-streaming answers.
+
+Record (GET /_requests, last 1000 requests, JSON compact, keys in this order):
+    {"seq": 1, "time": 1700000000.123, "method": "POST", "path": "/fail=429:1/v1/chat/completions",
+     "http_version": "HTTP/1.1", "scenario": "fail=429:1" | "" | null (not a chat path),
+     "headers": {"lower-case-name": "value", ...} (repeats joined with ", "),
+     "body": <parsed JSON> | "<raw text>" | null, "valid": true|false|null (not validated),
+     "errors": ["..."], "status": 200|429|...|null (no answer), "outcome": "...",
+     "tokens_sent": 0}
+    outcome: "pending" (in progress), "complete", "error" (an error status was sent),
+    "client_closed", "reset", "cut", "truncated", "error_after", "hang_timeout".
+    --record-dir DIR also writes each request body to DIR/NNNNNN.json (NNNNNN = seq).
+"""
+import argparse
+import asyncio
+import collections
+import concurrent.futures
+import html
+import http
+import importlib.util
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAX_BODY = 32 << 20
+MARK = '"\\u0000"'  # how json.dumps writes "\0": a placeholder in pre-rendered chunks
+UNICODE_TOKENS = ["Grüße", " —", " 日", "本", "語", " ✓", " 🎉", " "]
+
+
+def log(msg):
+    sys.stderr.write("llm_server: %s\n" % msg)
+    sys.stderr.flush()
+
+
+class Validator:
+    """One $defs entry of the OpenAI bundle, judged like `validate.py [--strict]`."""
+
+    def __init__(self, defname, strict=True, shared_dir=None):
+        shared = shared_dir or os.environ.get("SA_SHARED_DIR") or os.path.join(REPO, "..", "shared")
+        tool = os.path.join(shared, "tools", "validate.py")
+        bundle_path = os.path.join(shared, "specs", "bundles", "openai.schema.json")
+        spec = importlib.util.spec_from_file_location("sa_shared_validate", tool)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        with open(bundle_path, encoding="utf-8") as f:
+            bundle = json.load(f)
+        mod.DEFS.update(bundle["$defs"])
+        self.mod, self.defname, self.lock = mod, defname, threading.Lock()
+        self.cache = collections.OrderedDict()
+
+        def make(defs):
+            schema = dict(bundle)
+            schema["$defs"] = defs
+            schema["$ref"] = "#/$defs/" + defname
+            return mod.Draft202012Validator(schema)
+        self.v = make(bundle["$defs"])
+        self.vs = None
+        if strict:
+            sdefs = json.loads(json.dumps(bundle["$defs"]))
+            mod.make_strict(sdefs)
+            self.vs = make(sdefs)
+
+    def check(self, inst):
+        """List of error strings, empty when valid. Results are cached by document."""
+        key = json.dumps(inst, sort_keys=True)
+        with self.lock:
+            if key in self.cache:
+                self.cache.move_to_end(key)
+                return list(self.cache[key])
+        errs = sorted(self.v.iter_errors(inst), key=lambda e: [str(p) for p in e.absolute_path])
+        out = []
+        for e in errs:
+            for leaf in self.mod.leaves(e):
+                path = "/" + "/".join(str(p) for p in leaf.absolute_path)
+                out.append("INVALID at %s: %s" % (path, leaf.message[:300]))
+        if not errs and self.vs is not None:
+            for path, names in self.mod.strict_unknowns(self.vs, inst):
+                out.append("UNKNOWN KEY(S) at %s: %s" % (path, ", ".join(names)))
+        with self.lock:
+            self.cache[key] = out
+            if len(self.cache) > 512:
+                self.cache.popitem(last=False)
+        return list(out)
+
+
+# ---------------------------------------------------------------- scenarios
+
+INT_OPTS = {"first_ms", "token_ms", "tokens", "reset_after", "truncate_after", "cut_after",
+            "badjson_after", "error_after", "drip", "drip_ms", "tool_rounds", "ra_ms"}
+FLAG_OPTS = {"nonstream", "crlf", "nospace", "comments", "unicode", "usage_in_choices",
+             "no_usage", "escape_unicode"}
+STR_OPTS = {"reply", "finish", "tool", "args", "code", "ra", "should_retry"}
+FAIL_OPTS = {"fail", "html_error"}
+FINISH = {"stop", "length", "tool_calls", "content_filter", "function_call"}
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+def parse_scenario(raw):
+    opts = {}
+    for item in raw.split(","):
+        if not item:
+            continue
+        name, eq, value = item.partition("=")
+        value = urllib.parse.unquote(value)
+        if name in FLAG_OPTS and not eq:
+            opts[name] = True
+        elif name == "hang":
+            opts[name] = float(value) if eq else 120.0
+        elif name in INT_OPTS and eq and value.isdigit():
+            opts[name] = int(value)
+        elif name in STR_OPTS and eq:
+            opts[name] = value
+        elif name in FAIL_OPTS and re.fullmatch(r"\d{3}(:\d+)?", value or ""):
+            status, _, n = value.partition(":")
+            opts[name] = (int(status), int(n) if n else None)
+        else:
+            raise ScenarioError("bad scenario option %r (see the docstring of t/llm_server.py)" % item)
+    if "finish" in opts and opts["finish"] not in FINISH:
+        raise ScenarioError("finish must be one of %s" % sorted(FINISH))
+    if "args" in opts:
+        try:
+            json.loads(opts["args"])
+        except ValueError:
+            raise ScenarioError("args= is not JSON")
+    return opts
+
+
+def message_text(content):
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return "" if content is None else json.dumps(content)
+
+
+def tokenize(text):
+    return re.findall(r"\s*\S+|\s+$", text)
+
+
+ERROR_KINDS = {
+    400: ("invalid_request_error", "invalid_value"),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "unsupported_country_region_territory"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    503: ("server_error", "service_unavailable"),
+}
+
+
+def phrase(status):
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Status %d" % status
+
+
+def error_body(message, etype, code=None, param=None):
+    return {"error": {"message": message, "type": etype, "param": param, "code": code}}
+
+
+# ---------------------------------------------------------------- connection
+
+class PeerGone(Exception):
+    pass
+
+
+class Request:
+    pass
+
+
+class Conn:
+    def __init__(self, srv, reader, writer):
+        self.srv, self.reader, self.writer = srv, reader, writer
+        sock = writer.get_extra_info("socket")
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        writer.transport.set_write_buffer_limits(high=0)
+        self.rec = None  # record of the request being answered
+
+    # ---- low level
+    def gone(self):
+        return self.writer.is_closing() or self.reader.at_eof()
+
+    async def send(self, data):
+        if self.writer.is_closing():
+            raise PeerGone()
+        self.writer.write(data)
+        try:
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            raise PeerGone()
+
+    async def read_request(self):
+        line = b"\r\n"
+        while line in (b"\r\n", b"\n"):
+            line = await self.reader.readline()
+        if not line:
+            return None
+        parts = line.decode("latin-1").rstrip("\r\n").split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise ValueError("bad request line")
+        req = Request()
+        req.method, req.target, req.version = parts
+        req.headers = {}
+        while True:
+            h = await self.reader.readline()
+            if not h.endswith(b"\n"):
+                raise ValueError("EOF in headers")
+            h = h.rstrip(b"\r\n")
+            if not h:
+                break
+            name, _, value = h.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip()
+            req.headers[name] = req.headers[name] + ", " + value if name in req.headers else value
+        conn_opts = {t.strip().lower() for t in req.headers.get("connection", "").split(",")}
+        req.keep_alive = req.version == "HTTP/1.1" and "close" not in conn_opts
+        req.chunked_ok = req.version == "HTTP/1.1"
+        if req.headers.get("expect", "").lower() == "100-continue" and req.chunked_ok:
+            await self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if "chunked" in req.headers.get("transfer-encoding", "").lower():
+            body = bytearray()
+            while True:
+                size = int((await self.reader.readline()).split(b";")[0].strip(), 16)
+                if size == 0:
+                    while (await self.reader.readline()).strip():
+                        pass
+                    break
+                body += await self.reader.readexactly(size)
+                await self.reader.readline()
+                if len(body) > MAX_BODY:
+                    raise ValueError("body too large")
+            req.body = bytes(body)
+        else:
+            n = int(req.headers.get("content-length", "0") or 0)
+            if n < 0 or n > MAX_BODY:
+                raise ValueError("bad content-length")
+            req.body = await self.reader.readexactly(n)
+        return req
+
+    async def run(self):
+        try:
+            while True:
+                try:
+                    req = await self.read_request()
+                except (ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                    req = None
+                    await self.head(400, "text/plain", length=12, keep=False)
+                    await self.send(b"bad request\n")
+                if req is None:
+                    break
+                keep = await self.srv.dispatch(self, req)
+                if not keep or not req.keep_alive:
+                    break
+        except (PeerGone, ConnectionError, OSError):
+            if self.rec is not None and self.rec["outcome"] == "pending":
+                self.rec["outcome"] = "client_closed"
+        finally:
+            if not self.writer.is_closing():
+                self.writer.close()
+
+    # ---- response helpers
+    async def head(self, status, ctype, length=None, keep=True, extra=(), chunked=False):
+        lines = ["HTTP/1.1 %d %s" % (status, phrase(status)), "Content-Type: " + ctype]
+        if length is not None:
+            lines.append("Content-Length: %d" % length)
+        if chunked:
+            lines.append("Transfer-Encoding: chunked")
+        lines += ["%s: %s" % kv for kv in extra]
+        lines.append("Connection: " + ("keep-alive" if keep else "close"))
+        await self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    async def simple(self, req, status, obj=None, body=None, ctype="application/json", extra=(), drip=0, drip_ms=2):
+        if obj is not None:
+            body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+        await self.head(status, ctype, len(body), req.keep_alive, extra)
+        await self.pieces(body, drip, drip_ms, chunked=False)
+
+    async def pieces(self, data, drip, drip_ms, chunked):
+        step = drip or len(data) or 1
+        for i in range(0, len(data), step):
+            piece = data[i:i + step]
+            await self.send(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if drip:
+                await asyncio.sleep(drip_ms / 1000.0)
+
+    async def reset(self):
+        sock = self.writer.get_extra_info("socket")
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        await asyncio.sleep(0.05)
+        self.writer.transport.abort()
+
+
+# ---------------------------------------------------------------- server
+
+class LLMServer:
+    def __init__(self, args):
+        self.args = args
+        self.records = collections.deque(maxlen=1000)
+        self.counters = collections.Counter()
+        self.seq = 0
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self.validator = None
+        if not args.no_validate:
+            try:
+                self.validator = Validator("CreateChatCompletionRequest", strict=True)
+            except Exception as e:  # missing shared dir or jsonschema
+                log("WARNING: request validation disabled: %s: %s" % (type(e).__name__, e))
+        if args.record_dir:
+            os.makedirs(args.record_dir, exist_ok=True)
+
+    def note(self, msg):
+        if not self.args.quiet:
+            log(msg)
+
+    async def dispatch(self, conn, req):
+        """Answer one request; returns False when the connection must be closed."""
+        path, _, query = req.target.partition("?")
+        if path == "/_health":
+            await conn.simple(req, 200, body=b"ok\n", ctype="text/plain")
+            return True
+        if path == "/_reset" or (path == "/_requests" and req.method == "DELETE"):
+            self.records.clear()
+            self.counters.clear()
+            await conn.simple(req, 200, {"cleared": True})
+            return True
+        if path == "/_requests":
+            q = urllib.parse.parse_qs(query)
+            recs = list(self.records)
+            if "scenario" in q:
+                want = q["scenario"][-1]
+                recs = [r for r in recs if r["scenario"] is not None
+                        and want in (r["scenario"], urllib.parse.unquote(r["scenario"]))]
+            if "last" in q and q["last"][-1].isdigit():
+                recs = recs[-int(q["last"][-1]):] if int(q["last"][-1]) else []
+            await conn.simple(req, 200, recs)
+            return True
+
+        self.seq += 1
+        seq = self.seq
+        rec = {"seq": seq, "time": round(time.time(), 3), "method": req.method, "path": req.target,
+               "http_version": req.version, "scenario": None, "headers": req.headers, "body": None,
+               "valid": None, "errors": [], "status": None, "outcome": "pending", "tokens_sent": 0}
+        self.records.append(rec)
+        conn.rec = rec
+        text = req.body.decode("utf-8", "replace")
+        parsed, is_json = None, False
+        if req.body:
+            try:
+                parsed, is_json = json.loads(req.body.decode("utf-8")), True
+            except ValueError:
+                pass
+            rec["body"] = parsed if is_json else text
+            if self.args.record_dir:
+                with open(os.path.join(self.args.record_dir, "%06d.json" % seq), "wb") as f:
+                    f.write(req.body)
+
+        async def fail(status, message, etype="invalid_request_error", code=None, extra=()):
+            rec["status"], rec["outcome"] = status, "error"
+            self.note("#%d %s %s -> %d %s" % (seq, req.method, req.target, status, message[:200]))
+            await conn.simple(req, status, error_body(message, etype, code), extra=extra)
+            return True
+
+        m = re.fullmatch(r"(?:/([^/]+))?/(?:v1/)?chat/completions/?", path)
+        if path in ("/v1/chat/completions", "/chat/completions"):
+            scenario = ""
+        elif m:
+            scenario = m.group(1)
+        else:
+            return await fail(404, "Unknown request URL: %s %s." % (req.method, path), code="unknown_url")
+        rec["scenario"] = scenario
+        if req.method != "POST":
+            return await fail(405, "Method %s not allowed on %s; use POST." % (req.method, path),
+                              code="method_not_allowed")
+        try:
+            sc = parse_scenario(scenario)
+        except (ScenarioError, ValueError) as e:
+            return await fail(400, str(e), code="bad_scenario")
+
+        auth = req.headers.get("authorization")
+        key = self.args.require_key
+        if auth is not None and not re.fullmatch(r"Bearer \S+", auth):
+            return await fail(401, "Malformed Authorization header %r: expected 'Bearer <key>'." % auth,
+                              code="invalid_api_key")
+        if key is not None and auth is None:
+            return await fail(401, "You didn't provide an API key. You need to provide your API key in an "
+                              "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+        if key is not None and auth != "Bearer " + key:
+            return await fail(401, "Incorrect API key provided: %s." % auth[7:], code="invalid_api_key")
+
+        if not is_json:
+            rec["valid"] = False
+            rec["errors"] = ["body is not JSON"]
+            return await fail(400, "We could not parse the JSON body of your request. (HINT: This likely means "
+                              "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
+                              "payload, but what was sent was not valid JSON.)")
+        if self.validator is not None:
+            errors = await asyncio.get_running_loop().run_in_executor(self.pool, self.validator.check, parsed)
+            rec["valid"], rec["errors"] = not errors, errors
+            if errors:
+                return await fail(400, "Invalid request (CreateChatCompletionRequest, strict): "
+                                  + "; ".join(errors), code="schema_validation_failed")
+        return await self.chat(conn, req, rec, scenario, sc, parsed)
+
+    async def chat(self, conn, req, rec, scenario, sc, body):
+        seq = rec["seq"]
+        if sc.get("first_ms"):
+            await asyncio.sleep(sc["first_ms"] / 1000.0)
+        if "hang" in sc:
+            rec["outcome"] = "hang_timeout"
+            try:
+                end = time.monotonic() + sc["hang"]
+                while time.monotonic() < end:
+                    if not await asyncio.wait_for(conn.reader.read(65536), end - time.monotonic()):
+                        rec["outcome"] = "client_closed"
+                        break
+            except asyncio.TimeoutError:
+                pass
+            return False
+
+        extra = [("x-request-id", "req_%d" % seq)]
+        failspec = sc.get("html_error") or sc.get("fail")
+        if failspec:
+            status, n = failspec
+            count = self.counters[scenario]
+            self.counters[scenario] += 1
+            if n is None or count % (n + 1) < n:
+                for opt, header in (("ra", "retry-after"), ("ra_ms", "retry-after-ms"),
+                                    ("should_retry", "x-should-retry")):
+                    if opt in sc:
+                        extra.append((header, str(sc[opt])))
+                rec["status"], rec["outcome"] = status, "error"
+                self.note("#%d %s -> scripted %d" % (seq, req.target, status))
+                if "html_error" in sc:
+                    title = html.escape("%d %s" % (status, phrase(status)))
+                    page = ("<html>\r\n<head><title>%s</title></head>\r\n<body>\r\n<center><h1>%s</h1></center>\r\n"
+                            "<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n" % (title, title))
+                    await conn.simple(req, status, body=page.encode(), ctype="text/html", extra=extra)
+                    return True
+                etype, code = ERROR_KINDS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
+                code = sc.get("code", code)
+                if code == "insufficient_quota":
+                    etype = code
+                msg = {429: "Rate limit reached for requests (scripted by llm_server.py). Please try again in 1s."}.get(
+                    status, "Scripted error %d from llm_server.py." % status)
+                await conn.simple(req, status, error_body(msg, etype, code), extra=extra)
+                return True
+
+        # ---- build the reply
+        if not isinstance(body, dict):  # only reachable without validation
+            body = {}
+        msgs = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+        last_user = next((message_text(m.get("content")) for m in reversed(msgs) if m.get("role") == "user"), "")
+        n_tool = sum(1 for m in msgs if m.get("role") == "tool")
+        tool_call = "tool" in sc and n_tool < sc.get("tool_rounds", 1)
+        if "tokens" in sc:
+            tokens = ["%stok%d" % (" " if i else "", i) for i in range(sc["tokens"])]
+        elif "reply" in sc:
+            tokens = tokenize(sc["reply"])
+        else:
+            tokens = tokenize("You said: %s. (messages: %d)" % (last_user, len(msgs)))
+        if sc.get("unicode"):
+            tokens = UNICODE_TOKENS + tokens
+        if tool_call:
+            args = sc.get("args") or json.dumps({"query": last_user})
+            tokens = [args[i:i + 6] for i in range(0, len(args), 6)]
+            call_id = "call_%d_%d" % (seq, n_tool + 1)
+        finish = sc.get("finish", "tool_calls" if tool_call else "stop")
+        prompt_words = sum(len(message_text(m.get("content")).split()) for m in msgs)
+        usage = {"prompt_tokens": prompt_words, "completion_tokens": len(tokens),
+                 "total_tokens": prompt_words + len(tokens)}
+        model = str(body.get("model", ""))
+        cid, created = "chatcmpl-%d" % seq, int(time.time())
+        dumps = lambda o: json.dumps(o, ensure_ascii=bool(sc.get("escape_unicode")), separators=(",", ":"))
+        drip, drip_ms = sc.get("drip", 0), sc.get("drip_ms", 2)
+        stream = body.get("stream") is True and not sc.get("nonstream")
+
+        if not stream:
+            if sc.get("token_ms"):
+                await asyncio.sleep(sc["token_ms"] * len(tokens) / 1000.0)
+            if "reset_after" in sc:
+                rec["outcome"] = "reset"
+                await conn.reset()
+                return False
+            message = {"role": "assistant", "content": "".join(tokens), "refusal": None}
+            if tool_call:
+                message["content"] = None
+                message["tool_calls"] = [{"id": call_id, "type": "function",
+                                          "function": {"name": sc["tool"], "arguments": "".join(tokens)}}]
+            obj = {"id": cid, "object": "chat.completion", "created": created, "model": model,
+                   "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                   "usage": usage, "system_fingerprint": "fp_llm_test"}
+            data = b'{"choices": [' if "badjson_after" in sc else dumps(obj).encode()
+            rec["status"], rec["tokens_sent"] = 200, len(tokens)
+            await conn.head(200, "application/json", len(data), req.keep_alive, extra)
+            if "cut_after" in sc:
+                await conn.pieces(data[:sc["cut_after"]], drip, drip_ms, chunked=False)
+                rec["outcome"] = "cut"
+                return False
+            await conn.pieces(data, drip, drip_ms, chunked=False)
+            rec["outcome"] = "complete"
+            self.note("#%d %s -> 200 json" % (seq, req.target))
+            return True
+
+        # ---- streaming
+        opts = body.get("stream_options")
+        include_usage = isinstance(opts, dict) and bool(opts.get("include_usage")) and not sc.get("no_usage")
+        eol = "\r\n" if sc.get("crlf") else "\n"
+        prefix = "data:" if sc.get("nospace") else "data: "
+        chunked = req.chunked_ok
+
+        def chunk(delta, finish_reason=None):
+            o = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                 "system_fingerprint": "fp_llm_test",
+                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+            if include_usage:
+                o["usage"] = None
+            return o
+
+        async def event(payload):
+            s = (": OPENROUTER PROCESSING" + eol + eol) if sc.get("comments") else ""
+            s += prefix + (payload if isinstance(payload, str) else dumps(payload)) + eol + eol
+            await conn.pieces(s.encode(), drip, drip_ms, chunked)
+
+        async def end():
+            if chunked:
+                await conn.send(b"0\r\n\r\n")
+            return chunked and req.keep_alive
+
+        tmpl_head, _, tmpl_tail = dumps(chunk({"content": "\0"})).rpartition(MARK)
+        rec["status"] = 200
+        await conn.head(200, "text/event-stream; charset=utf-8", None, req.keep_alive,
+                        [("Cache-Control", "no-cache")] + extra, chunked=chunked)
+        if tool_call:
+            await event(chunk({"role": "assistant", "content": None, "tool_calls": [
+                {"index": 0, "id": call_id, "type": "function", "function": {"name": sc["tool"], "arguments": ""}}]}))
+        else:
+            await event(chunk({"role": "assistant", "content": ""}))
+        for i in range(len(tokens) + 1):
+            at = lambda opt: opt in sc and min(sc[opt], len(tokens)) == i
+            if at("badjson_after"):
+                await event('{"choices": [')
+            if at("reset_after"):
+                rec["outcome"] = "reset"
+                await conn.reset()
+                return False
+            if at("cut_after"):
+                rec["outcome"] = "cut"
+                return False
+            if at("truncate_after"):
+                rec["outcome"] = "truncated"
+                return await end()
+            if at("error_after"):
+                await event({"error": {"message": "The server had an error while processing your request "
+                                       "(scripted mid-stream error).", "type": "server_error",
+                                       "param": None, "code": "internal_error"}})
+                rec["outcome"] = "error_after"
+                return await end()
+            if i == len(tokens):
+                break
+            if sc.get("token_ms"):
+                await asyncio.sleep(sc["token_ms"] / 1000.0)
+            if conn.gone():
+                rec["outcome"] = "client_closed"
+                return False
+            if tool_call:
+                await event(chunk({"tool_calls": [{"index": 0, "function": {"arguments": tokens[i]}}]}))
+            else:  # the hot path of benchmarks: render the chunk once, splice each token in
+                await event(tmpl_head + dumps(tokens[i]) + tmpl_tail)
+            rec["tokens_sent"] = i + 1
+        await event(chunk({}, finish))
+        if include_usage:
+            u = chunk({"content": ""}) if sc.get("usage_in_choices") else chunk({})
+            if not sc.get("usage_in_choices"):
+                u["choices"] = []
+            u["usage"] = usage
+            await event(u)
+        await event("[DONE]")
+        rec["outcome"] = "complete"
+        self.note("#%d %s -> 200 stream, %d tokens" % (seq, req.target, len(tokens)))
+        return await end()
+
+
+async def main_async(args):
+    srv = LLMServer(args)
+    tasks = set()
+
+    async def on_conn(reader, writer):
+        task = asyncio.current_task()
+        tasks.add(task)
+        conn = None
+        try:
+            conn = Conn(srv, reader, writer)
+            await conn.run()
+        except asyncio.CancelledError:
+            pass
+        except Exception as e:  # never let one connection kill the server
+            log("connection error: %s: %s" % (type(e).__name__, e))
+            writer.transport.abort()
+        finally:
+            tasks.discard(task)
+
+    server = await asyncio.start_server(on_conn, args.host, args.port, limit=1 << 20,
+                                        backlog=4096, reuse_address=True)
+    port = server.sockets[0].getsockname()[1]
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % port)
+        os.replace(tmp, args.port_file)
+    print("listening on %s:%d" % (args.host, port), flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if args.parent_pid:
+        async def watch_parent():
+            while not stop.is_set():
+                if os.getppid() != args.parent_pid:
+                    stop.set()
+                await asyncio.sleep(0.5)
+        loop.create_task(watch_parent())
+    await stop.wait()
+    server.close()
+    for t in list(tasks):
+        t.cancel()
+    await asyncio.sleep(0)
+    srv.pool.shutdown(wait=False)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Scripted OpenAI-compatible Chat Completions test server.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--port-file")
+    p.add_argument("--record-dir")
+    p.add_argument("--require-key")
+    p.add_argument("--no-validate", action="store_true", help="skip schema validation (benchmarks)")
+    p.add_argument("--parent-pid", type=int, help="exit when this process is no longer our parent")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+    asyncio.run(main_async(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
