@@ -483,15 +483,18 @@ sa_req_blank(const unsigned char *p, size_t len)
             continue;
         }
 
-        for (i = 0; spaces[i]; i++) {
-            n = strlen(spaces[i]);
+        n = 0;
 
-            if (len >= n && memcmp(p, spaces[i], n) == 0) {
+        for (i = 0; spaces[i]; i++) {
+            if (len >= strlen(spaces[i])
+                && memcmp(p, spaces[i], strlen(spaces[i])) == 0)
+            {
+                n = strlen(spaces[i]);
                 break;
             }
         }
 
-        if (spaces[i] == NULL) {
+        if (n == 0) {
             return 0;
         }
 
@@ -1295,25 +1298,33 @@ sa_jw_do_int(sa_jw_t *w, long long v)
 static int
 sa_jw_do_double(sa_jw_t *w, double v)
 {
-    int    n, precision;
+    int    n, precision, exponent;
     char  *comma, num[40];
 
     if (!isfinite(v)) {
         return SA_INVALID;          /* JSON has no NaN or Infinity */
     }
 
-    /* the shortest form that reads back as the same double: 0.2, not
+    /* the fewest digits that read back as the same double: 0.2, not
        0.20000000000000001 */
 
-    n = 0;
-
-    for (precision = 1; precision <= 17; precision++) {
-        n = snprintf(num, sizeof(num), "%.*g", precision, v);
+    for (precision = 1; precision < 17; precision++) {
+        snprintf(num, sizeof(num), "%.*e", precision - 1, v);
 
         if (strtod(num, NULL) == v) {
             break;
         }
     }
+
+    /* %g would write 100 as 1e+02 with one digit: with enough digits for
+       the integer part, numbers of ordinary size come out plainly */
+    exponent = atoi(strchr(num, 'e') + 1);
+
+    if (exponent >= precision && exponent < 17) {
+        precision = exponent + 1;
+    }
+
+    n = snprintf(num, sizeof(num), "%.*g", precision, v);
 
     /* a locale with a decimal comma must not leak into JSON */
     comma = strchr(num, ',');
