@@ -50,6 +50,8 @@ typedef struct {
     ngx_event_t                heartbeat;
     ngx_event_t                deadline;
 
+    ngx_queue_t                queue;      /* the worker's live turns */
+
     unsigned                   sse:1;
     unsigned                   created:1;  /* new conversation */
     unsigned                   turn_open:1;
@@ -100,6 +102,40 @@ static ngx_int_t ngx_http_sa_chat_error(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_sa_is_json(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_sa_wants_sse(ngx_http_request_t *r);
 static int64_t ngx_http_sa_now_ms(void);
+
+
+/* turns in progress in this worker, released at exit */
+static ngx_queue_t  ngx_http_sa_live_turns;
+
+
+void
+ngx_http_sa_chat_init_process(void)
+{
+    ngx_queue_init(&ngx_http_sa_live_turns);
+}
+
+
+/*
+ * Single process mode quits without finalizing requests: release what live
+ * turns hold (curl handles, busy marks, memory) while the store is open.
+ */
+
+void
+ngx_http_sa_chat_exit_process(void)
+{
+    ngx_queue_t        *q;
+    ngx_http_sa_ctx_t  *ctx;
+
+    if (ngx_http_sa_live_turns.next == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&ngx_http_sa_live_turns)) {
+        q = ngx_queue_head(&ngx_http_sa_live_turns);
+        ctx = ngx_queue_data(q, ngx_http_sa_ctx_t, queue);
+        ngx_http_sa_chat_cleanup(ctx);
+    }
+}
 
 
 ngx_int_t
@@ -165,6 +201,8 @@ ngx_http_sa_chat_handler(ngx_http_request_t *r)
     cln->data = ctx;
 
     ngx_http_set_ctx(r, ctx, ngx_http_support_agent_module);
+
+    ngx_queue_insert_tail(&ngx_http_sa_live_turns, &ctx->queue);
 
     r->request_body_in_single_buf = 1;
 
@@ -499,7 +537,8 @@ ngx_http_sa_chat_keyed_id(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
     store = ngx_http_sa_store();
 
     ngx_sha1_init(&sha1);
-    ngx_sha1_update(&sha1, "ngx_support_agent:", sizeof("ngx_support_agent:") - 1);
+    ngx_sha1_update(&sha1, "ngx_support_agent:",
+                    sizeof("ngx_support_agent:") - 1);
     ngx_sha1_update(&sha1, key->data, key->len);
     ngx_sha1_final(hash, &sha1);
 
@@ -1117,6 +1156,11 @@ static void
 ngx_http_sa_chat_cleanup(void *data)
 {
     ngx_http_sa_ctx_t  *ctx = data;
+
+    if (ctx->queue.next != NULL) {
+        ngx_queue_remove(&ctx->queue);
+        ctx->queue.next = NULL;
+    }
 
     if (ctx->heartbeat.timer_set) {
         ngx_del_timer(&ctx->heartbeat);

@@ -16,6 +16,8 @@
 
 
 ngx_int_t ngx_http_sa_chat_handler(ngx_http_request_t *r);
+void ngx_http_sa_chat_init_process(void);
+void ngx_http_sa_chat_exit_process(void);
 
 
 #endif /* _NGX_HTTP_SUPPORT_AGENT_CHAT_H_INCLUDED_ */

@@ -111,6 +111,10 @@ ngx_http_sa_curl_exit_process(ngx_cycle_t *cycle)
         q = ngx_queue_head(&ngx_http_sa_transfers);
         t = ngx_queue_data(q, ngx_http_sa_transfer_t, queue);
         ngx_http_sa_transfer_stop(t);
+
+        if (t->on_exit) {
+            t->on_exit(t);
+        }
     }
 
     if (ngx_http_sa_curl_timer_event.timer_set) {

@@ -38,6 +38,10 @@ struct ngx_http_sa_transfer_s {
     /* the transfer ended; result holds curl's code */
     ngx_http_sa_transfer_pt    on_done;
 
+    /* the worker exits with the transfer running: free what it holds,
+       finalize nothing (optional) */
+    ngx_http_sa_transfer_pt    on_exit;
+
     CURLcode                   result;
 
     ngx_queue_t                queue;        /* live transfers */

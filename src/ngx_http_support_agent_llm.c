@@ -30,6 +30,7 @@ static ngx_int_t ngx_http_sa_llm_raw_append(ngx_http_sa_llm_t *llm,
 static void ngx_http_sa_llm_ready(ngx_http_sa_transfer_t *t);
 static void ngx_http_sa_llm_abort(ngx_http_sa_llm_t *llm);
 static void ngx_http_sa_llm_transfer_done(ngx_http_sa_transfer_t *t);
+static void ngx_http_sa_llm_transfer_exit(ngx_http_sa_transfer_t *t);
 static void ngx_http_sa_llm_finish(ngx_http_sa_llm_t *llm, CURLcode result);
 static ngx_uint_t ngx_http_sa_llm_retryable_status(ngx_http_sa_llm_t *llm,
     const char *code);
@@ -147,6 +148,7 @@ ngx_http_sa_llm_prepare(ngx_http_sa_llm_t *llm)
     llm->transfer.data = llm;
     llm->transfer.on_ready = ngx_http_sa_llm_ready;
     llm->transfer.on_done = ngx_http_sa_llm_transfer_done;
+    llm->transfer.on_exit = ngx_http_sa_llm_transfer_exit;
 
     /* conf strings are NUL-terminated (ngx_conf_t tokens and ours) */
     llm->url = (char *) conf->llm_url.data;
@@ -171,7 +173,8 @@ ngx_http_sa_llm_prepare(ngx_http_sa_llm_t *llm)
 
     if (conf->llm_api_key.len) {
         p = ngx_pnalloc(llm->request->pool,
-                        sizeof("Authorization: Bearer ") + conf->llm_api_key.len);
+                        sizeof("Authorization: Bearer ")
+                        + conf->llm_api_key.len);
         if (p == NULL) {
             goto failed;
         }
@@ -485,6 +488,13 @@ static void
 ngx_http_sa_llm_transfer_done(ngx_http_sa_transfer_t *t)
 {
     ngx_http_sa_llm_finish(t->data, t->result);
+}
+
+
+static void
+ngx_http_sa_llm_transfer_exit(ngx_http_sa_transfer_t *t)
+{
+    ngx_http_sa_llm_cancel(t->data);
 }
 
 

@@ -866,6 +866,8 @@ ngx_http_sa_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    ngx_http_sa_chat_init_process();
+
     if (ngx_http_sa_curl_init_process(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -877,6 +879,8 @@ ngx_http_sa_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_sa_exit_process(ngx_cycle_t *cycle)
 {
+    /* turns first: they release busy marks in the store */
+    ngx_http_sa_chat_exit_process();
     ngx_http_sa_curl_exit_process(cycle);
     ngx_http_sa_store_exit_process(cycle);
 }

@@ -225,7 +225,8 @@ test_request_errors(void)
            SA_REQ_BAD_CONVERSATION_ID, "a slash");
     is_int(STATUS("{\"message\":\"x\",\"conversation_id\":\"abcd efgh\"}"),
            SA_REQ_BAD_CONVERSATION_ID, "a space");
-    is_int(STATUS("{\"message\":\"x\",\"conversation_id\":\"abcd\\u0000efgh\"}"),
+    is_int(STATUS("{\"message\":\"x\","
+                  "\"conversation_id\":\"abcd\\u0000efgh\"}"),
            SA_REQ_BAD_CONVERSATION_ID, "a \\u0000");
     is_int(STATUS("{\"message\":\"x\",\"conversation_id\":"
                   "\"abcd\xc3\xa9" "efgh\"}"),

@@ -63,6 +63,9 @@ test_build(void)
     sa_msg_t          msgs[4];
     sa_llm_params_t   p;
 
+    static const char  extra[] = "{\"tools\": [{\"type\":\"function\"}],"
+                                 " \"tool_choice\": \"auto\"}";
+
     memset(msgs, 0, sizeof(msgs));
     msgs[0].role = SA_ROLE_USER;
     msgs[0].content = "What is the refund window for EU orders?";
@@ -161,9 +164,7 @@ test_build(void)
     ok(strstr(out, "\"temperature\":0") != NULL, "temperature 0 is sent");
     free(out);
 
-    rc = sa_llm_request_build_ex(&p, msgs, 1,
-                                 "{\"tools\": [{\"type\":\"function\"}],"
-                                 " \"tool_choice\": \"auto\"}", 57,
+    rc = sa_llm_request_build_ex(&p, msgs, 1, extra, sizeof(extra) - 1,
                                  &out, &out_len);
     is_int(rc, SA_OK, "build with extra members");
     root = yajl_tree_parse(out, NULL, 0);
@@ -620,7 +621,8 @@ test_failures(void)
     sa_llm_stream_free(&s);
 
     rc = STREAM(&s, &d,
-        "data: {\"object\":\"error\",\"message\":\"old vLLM\",\"code\":500}\n\n");
+        "data: {\"object\":\"error\",\"message\":\"old vLLM\","
+        "\"code\":500}\n\n");
     ok(rc == SA_ERROR && strcmp(s.error, "old vLLM (500)") == 0,
        "old vLLM error shape: %s", s.error);
     sa_llm_stream_free(&s);
@@ -730,6 +732,17 @@ static const char  whole_tools[] =
     "\"service_tier\":\"default\",\"system_fingerprint\":\"fp_44709d6fcb\"}";
 
 
+static const char  whole_text[] =
+    "{\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
+    "\"message\":{\"role\":\"assistant\",\"content\":\"Refunds: 30 days."
+    "\"},\"finish_reason\":\"stop\",\"stop_reason\":null}]}xx";
+
+
+static const char  whole_error[] =
+    "{\"error\":{\"message\":\"Invalid key\",\"type\":"
+    "\"invalid_request_error\",\"code\":\"invalid_api_key\"}}";
+
+
 static void
 test_whole(void)
 {
@@ -753,10 +766,7 @@ test_whole(void)
 
     memset(&d, 0, sizeof(d));
     sa_llm_stream_init(&s, 4096, on_delta, &d);
-    rc = sa_llm_response_parse(&s,
-        "{\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
-        "\"message\":{\"role\":\"assistant\",\"content\":\"Refunds: 30 days."
-        "\"},\"finish_reason\":\"stop\",\"stop_reason\":null}]}xx", 131);
+    rc = sa_llm_response_parse(&s, whole_text, sizeof(whole_text) - 3);
     is_int(rc, SA_OK, "whole text response (reads len bytes only)");
     ok(d.calls == 1 && strcmp(d.text, "Refunds: 30 days.") == 0,
        "on_delta once with all the text");
@@ -765,9 +775,7 @@ test_whole(void)
     sa_llm_stream_free(&s);
 
     sa_llm_stream_init(&s, 4096, NULL, NULL);
-    rc = sa_llm_response_parse(&s, "{\"error\":{\"message\":\"Invalid key\","
-                               "\"type\":\"invalid_request_error\","
-                               "\"code\":\"invalid_api_key\"}}", 95);
+    rc = sa_llm_response_parse(&s, whole_error, sizeof(whole_error) - 1);
     ok(rc == SA_ERROR && s.failed
        && strcmp(s.error, "Invalid key (invalid_api_key)") == 0,
        "whole error response: %s", s.error);
@@ -821,6 +829,10 @@ static void
 test_error_bodies(void)
 {
     char  msg[16], code[4];
+
+    static const char  accents[] =
+        "{\"error\":{\"message\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+        "\xc3\xa9\xc3\xa9\xc3\xa9\",\"code\":\"long_code\"}}";
 
     error_case("{\"error\": {\"message\": \"Rate limit reached for gpt-4o-mini"
                " on tokens per min (TPM). Please try again in 45.19s.\", "
@@ -879,19 +891,16 @@ test_error_bodies(void)
     error_case("\xff\xfe garbage \x01", "HTTP error body not JSON: ?? "
                "garbage", "", "binary garbage");
 
-    sa_llm_error_parse("{\"error\":{\"message\":\"\xc3\xa9\xc3\xa9\xc3\xa9"
-                       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\","
-                       "\"code\":\"long_code\"}}", 50, msg, sizeof(msg),
+    sa_llm_error_parse(accents, sizeof(accents) - 1, msg, sizeof(msg),
                        code, sizeof(code));
     is_str(msg, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9...",
            "truncated at a character boundary with ...");
     is_str(code, "...", "a short code buffer");
 
-    sa_llm_error_parse("{\"error\":{\"message\":\"x\"}}", 25, NULL, 0, NULL,
-                       0);
+    sa_llm_error_parse(accents, sizeof(accents) - 1, NULL, 0, NULL, 0);
     ok(1, "NULL outputs are fine");
     sa_llm_error_parse(NULL, 10, msg, sizeof(msg), code, sizeof(code));
-    is_str(msg, "HTTP error body not ...", "NULL body");
+    is_str(msg, "HTTP error body", "NULL body: the fallback, cut to fit");
 }
 
 

@@ -1,0 +1,295 @@
+
+/*
+ * Copyright (C) ngx_support_agent authors
+ *
+ * A libFuzzer driver for the parsers that read untrusted bytes: the
+ * customer's chat request, the LLM's SSE stream and response, error
+ * bodies and retry hints.  Besides crashes and sanitizer reports it checks
+ * invariants (output is UTF-8, NUL-terminated, the SSE split does not
+ * change the events) and abort()s when one breaks.  Not built by
+ * "make unit"; by hand:
+ *
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
+ *       -o build/fuzz_parsers t/unit/fuzz_parsers.c src/sa_types.c \
+ *       src/sa_utf8.c src/sa_sse.c src/sa_json.c src/sa_llm.c \
+ *       -lyajl -lcurl -lm
+ *   mkdir -p build/fuzz-corpus
+ *   build/fuzz_parsers -max_total_time=120 -max_len=4096 build/fuzz-corpus
+ */
+
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "sa_utf8.h"
+#include "sa_sse.h"
+#include "sa_json.h"
+#include "sa_llm.h"
+
+
+#define check(cond)  do { if (!(cond)) abort(); } while (0)
+
+
+/* a running digest of the events, to compare two ways of feeding */
+typedef struct {
+    uint64_t  hash;
+    size_t    events;
+} digest_t;
+
+
+static void
+digest_add(digest_t *d, const char *p, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        d->hash = (d->hash ^ (unsigned char) p[i]) * 1099511628211ULL;
+    }
+
+    d->hash = (d->hash ^ 0x100) * 1099511628211ULL;
+}
+
+
+static int
+on_event(void *data, const char *event, size_t event_len,
+    const char *payload, size_t payload_len)
+{
+    digest_t  *d = data;
+
+    check(payload[payload_len] == '\0');
+    check(event[event_len] == '\0');
+
+    d->events++;
+    digest_add(d, event, event_len);
+    digest_add(d, payload, payload_len);
+
+    return 0;
+}
+
+
+static int
+on_delta(void *data, const char *text, size_t len)
+{
+    check(sa_utf8_valid((const unsigned char *) text, len));
+
+    return 0;
+}
+
+
+static void
+check_line(const char *s, size_t max)
+{
+    size_t  len, i;
+
+    len = strlen(s);
+    check(len < max);
+    check(sa_utf8_valid((const unsigned char *) s, len));
+
+    for (i = 0; i < len; i++) {
+        check((unsigned char) s[i] >= 0x20 && s[i] != 0x7f);
+    }
+}
+
+
+static void
+fuzz_request(const char *p, size_t len)
+{
+    char               err[128];
+    size_t             i;
+    sa_req_status_e    st;
+    sa_chat_request_t  req;
+
+    st = sa_chat_request_parse(p, len, 1000, &req, err, sizeof(err));
+
+    check(strlen(err) < sizeof(err));
+
+    if (st == SA_REQ_OK) {
+        check(req.message != NULL && req.root != NULL);
+        check(req.message_len > 0 && req.message_len <= 1000);
+        check(req.message[req.message_len] == '\0');
+        check(strlen(req.message) == req.message_len);
+        check(sa_utf8_valid((unsigned char *) req.message, req.message_len));
+
+        if (req.conversation_id) {
+            check(req.conversation_id_len >= 8
+                  && req.conversation_id_len <= 64);
+
+            for (i = 0; i < req.conversation_id_len; i++) {
+                check(strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+                             "TUVWXYZ0123456789_-", req.conversation_id[i])
+                      != NULL);
+            }
+        }
+
+    } else {
+        check(req.message == NULL && req.conversation_id == NULL);
+        check(err[0] != '\0');
+    }
+
+    sa_chat_request_free(&req);
+}
+
+
+static void
+fuzz_sse(const char *p, size_t len, size_t split)
+{
+    int              rc1, rc2;
+    size_t           i;
+    digest_t         d1, d2;
+    sa_sse_parser_t  sp;
+
+    memset(&d1, 0, sizeof(d1));
+    sa_sse_parser_init(&sp, 512, on_event, &d1);
+    rc1 = sa_sse_parser_feed(&sp, p, split);
+
+    if (rc1 == SA_OK) {
+        rc1 = sa_sse_parser_feed(&sp, p + split, len - split);
+    }
+
+    sa_sse_parser_free(&sp);
+
+    /* byte by byte must give the very same events */
+    memset(&d2, 0, sizeof(d2));
+    sa_sse_parser_init(&sp, 512, on_event, &d2);
+    rc2 = SA_OK;
+
+    for (i = 0; i < len && rc2 == SA_OK; i++) {
+        rc2 = sa_sse_parser_feed(&sp, p + i, 1);
+    }
+
+    sa_sse_parser_free(&sp);
+
+    check(rc1 == rc2);
+    check(d1.events == d2.events && d1.hash == d2.hash);
+}
+
+
+static void
+check_stream(sa_llm_stream_t *s)
+{
+    size_t  i;
+
+    check(s->content != NULL);
+    check(strlen(s->content) == s->content_len);
+    check(sa_utf8_valid((unsigned char *) s->content, s->content_len));
+    check(strlen(s->finish_reason) < sizeof(s->finish_reason));
+    check(strlen(s->error) < sizeof(s->error));
+    check(!s->failed || s->error[0] != '\0');
+
+    for (i = 0; i < s->n_tool_calls; i++) {
+        check(s->tool_calls[i].arguments != NULL);
+        check(strlen(s->tool_calls[i].arguments)
+              == s->tool_calls[i].arguments_len);
+    }
+}
+
+
+static void
+fuzz_llm(const char *p, size_t len, size_t split)
+{
+    sa_llm_stream_t  s;
+
+    sa_llm_stream_init(&s, 1024, on_delta, NULL);
+
+    if (sa_llm_stream_feed(&s, p, split) == SA_OK) {
+        (void) sa_llm_stream_feed(&s, p + split, len - split);
+    }
+
+    check_stream(&s);
+    sa_llm_stream_free(&s);
+
+    sa_llm_stream_init(&s, 1024, on_delta, NULL);
+    (void) sa_llm_response_parse(&s, p, len);
+    check_stream(&s);
+    sa_llm_stream_free(&s);
+}
+
+
+static void
+fuzz_error(const char *p, size_t len)
+{
+    char  msg[96], code[16];
+
+    sa_llm_error_parse(p, len, msg, sizeof(msg), code, sizeof(code));
+
+    check_line(msg, sizeof(msg));
+    check_line(code, sizeof(code));
+    check(msg[0] != '\0');
+}
+
+
+static void
+fuzz_retry(const char *p, size_t len, size_t split)
+{
+    long  ms;
+
+    ms = sa_llm_retry_after_ms(p, split, p + split, len - split, 1700000000);
+
+    check(ms >= -1 && ms <= SA_LLM_RETRY_MAX_MS);
+}
+
+
+static void
+fuzz_writer(const char *p, size_t len)
+{
+    int        rc;
+    size_t     out_len;
+    sa_jw_t   *w;
+    yajl_val   v;
+    const char *out;
+
+    w = sa_jw_new();
+    if (w == NULL) {
+        return;
+    }
+
+    rc = sa_jw_str(w, p, len);
+    check((rc == SA_OK) == sa_utf8_valid((const unsigned char *) p, len));
+
+    if (rc == SA_OK && memchr(p, '\0', len) == NULL) {
+        /* what we write, yajl reads back as the same string */
+        out = sa_jw_buf(w, &out_len);
+        v = yajl_tree_parse(out, NULL, 0);
+        check(YAJL_IS_STRING(v));
+        check(strlen(v->u.string) == len);
+        check(memcmp(v->u.string, p, len) == 0);
+        yajl_tree_free(v);
+    }
+
+    sa_jw_reset(w);
+
+    if (sa_jw_raw(w, p, len) == SA_OK && sa_json_nesting(p, len) < 1000) {
+        out = sa_jw_buf(w, &out_len);
+        check(strlen(out) == out_len);
+        v = yajl_tree_parse(out, NULL, 0);
+        check(v != NULL);
+        yajl_tree_free(v);
+    }
+
+    sa_jw_free(w);
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t       split;
+    const char  *p = (const char *) data;
+
+    /* the first byte's value decides where the input is cut in two */
+    split = size ? data[0] % (size + 1) : 0;
+
+    check(sa_utf8_complete_prefix(data, size) <= size);
+
+    fuzz_request(p, size);
+    fuzz_sse(p, size, split);
+    fuzz_llm(p, size, split);
+    fuzz_error(p, size);
+    fuzz_retry(p, size, split);
+    fuzz_writer(p, size);
+
+    return 0;
+}
