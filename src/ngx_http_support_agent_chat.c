@@ -88,6 +88,9 @@ static void ngx_http_sa_chat_complete(ngx_http_request_t *r,
 static void ngx_http_sa_chat_fail(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx, ngx_uint_t status, const char *code,
     const char *message);
+static ngx_int_t ngx_http_sa_chat_reject(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx, ngx_uint_t status, const char *code,
+    const char *message, ngx_str_t *conversation_id);
 static void ngx_http_sa_chat_close_turn(ngx_http_sa_ctx_t *ctx);
 static void ngx_http_sa_chat_finalize(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx, ngx_int_t rc);
@@ -436,7 +439,7 @@ ngx_http_sa_chat_open_turn(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "support agent: the conversation store is not open "
                       "in this process");
-        return ngx_http_sa_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+        return ngx_http_sa_chat_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                       "storage_unavailable",
                                       "conversations cannot be stored now",
                                       NULL);
@@ -489,7 +492,7 @@ ngx_http_sa_chat_turn_status(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "support agent: unknown conversation \"%V\"",
                       &ctx->conversation_id);
-        return ngx_http_sa_send_error(r, NGX_HTTP_NOT_FOUND,
+        return ngx_http_sa_chat_reject(r, ctx, NGX_HTTP_NOT_FOUND,
                                       "conversation_not_found",
                                       "no conversation with this id",
                                       &ctx->conversation_id);
@@ -498,7 +501,7 @@ ngx_http_sa_chat_turn_status(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "support agent: conversation \"%V\" has a turn "
                       "in progress", &ctx->conversation_id);
-        return ngx_http_sa_send_error(r, NGX_HTTP_CONFLICT,
+        return ngx_http_sa_chat_reject(r, ctx, NGX_HTTP_CONFLICT,
                                       "conversation_busy",
                                       "the previous message is still being "
                                       "answered",
@@ -509,7 +512,7 @@ ngx_http_sa_chat_turn_status(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
                       "support agent: cannot start a turn of conversation "
                       "\"%V\": %s", &ctx->conversation_id,
                       sa_store_last_error(store));
-        return ngx_http_sa_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+        return ngx_http_sa_chat_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                       rc == SA_FULL ? "storage_full"
                                                     : "storage_unavailable",
                                       "conversations cannot be stored now",
@@ -621,7 +624,7 @@ ngx_http_sa_chat_new_id(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
 
     ngx_str_null(&ctx->conversation_id);
 
-    return ngx_http_sa_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+    return ngx_http_sa_chat_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                   rc == SA_FULL ? "storage_full"
                                                 : "storage_unavailable",
                                   "conversations cannot be stored now",
@@ -651,7 +654,7 @@ ngx_http_sa_chat_load_history(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
                       "support agent: cannot read conversation \"%V\": %s",
                       &ctx->conversation_id, sa_store_last_error(store));
         ngx_http_sa_chat_close_turn(ctx);
-        return ngx_http_sa_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+        return ngx_http_sa_chat_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                       "storage_unavailable",
                                       "conversations cannot be read now",
                                       &ctx->conversation_id);
@@ -978,6 +981,27 @@ ngx_http_sa_chat_fail(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
     }
 
     ngx_http_sa_chat_finalize(r, ctx, rc);
+}
+
+
+/*
+ * The turn cannot start: answer with the error and end the request here.
+ * NGX_DONE tells the callers that the request is finalized.
+ */
+
+static ngx_int_t
+ngx_http_sa_chat_reject(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
+    ngx_uint_t status, const char *code, const char *message,
+    ngx_str_t *conversation_id)
+{
+    ngx_int_t  rc;
+
+    ngx_http_sa_chat_close_turn(ctx);
+
+    rc = ngx_http_sa_send_error(r, status, code, message, conversation_id);
+    ngx_http_sa_chat_finalize(r, ctx, rc);
+
+    return NGX_DONE;
 }
 
 

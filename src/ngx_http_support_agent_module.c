@@ -612,10 +612,11 @@ ngx_http_sa_llm_api_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
     } else {
+        /* the value may be a pasted key: never echo it */
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\" in "
-                           "\"support_agent_llm_api_key\", expected "
-                           "\"env=NAME\" or \"file=PATH\"", &value[1]);
+                           "invalid value in \"support_agent_llm_api_key\", "
+                           "expected \"env=NAME\" or \"file=PATH\" (the "
+                           "key itself does not belong in nginx.conf)");
         return NGX_CONF_ERROR;
     }
 

@@ -42,6 +42,7 @@ static int sa_llm_append(char **buf, size_t *len, size_t *cap,
 static int sa_llm_fail(sa_llm_stream_t *s, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int sa_llm_fail_error(sa_llm_stream_t *s, yajl_val root);
+static int sa_llm_truthy(yajl_val v);
 static yajl_val sa_llm_get(yajl_val obj, const char *key);
 static const char *sa_llm_str(yajl_val obj, const char *key);
 static int sa_llm_error_tree(yajl_val root, char *msg, size_t msglen,
@@ -387,7 +388,7 @@ sa_llm_response_parse(sa_llm_stream_t *s, const char *body, size_t len)
 
     error = sa_llm_get(root, "error");
 
-    if ((error == NULL || YAJL_IS_NULL(error))
+    if (!sa_llm_truthy(error)
         && !YAJL_IS_ARRAY(sa_llm_get(root, "choices")))
     {
         /* an error without an "error" key (vLLM's old shape) or junk */
@@ -524,7 +525,7 @@ sa_llm_chunk(sa_llm_stream_t *s, yajl_val root, int whole)
     error = sa_llm_get(root, "error");
     object = sa_llm_str(root, "object");
 
-    if ((error != NULL && !YAJL_IS_NULL(error) && !YAJL_IS_FALSE(error))
+    if (sa_llm_truthy(error)
         || (object != NULL && strcmp(object, "error") == 0))
     {
         return sa_llm_fail_error(s, root);
@@ -965,6 +966,38 @@ sa_llm_fail_error(sa_llm_stream_t *s, yajl_val root)
 
     return sa_llm_fail(s, SA_ERROR, "%s%s%s%s", msg,
                        code[0] ? " (" : "", code, code[0] ? ")" : "");
+}
+
+
+/*
+ * An "error" member counts when it holds something, as openai-python's
+ * "if data.get('error')" decides: "error": null, "", {} or [] do not.
+ */
+
+static int
+sa_llm_truthy(yajl_val v)
+{
+    if (v == NULL) {
+        return 0;
+    }
+
+    if (YAJL_IS_OBJECT(v)) {
+        return v->u.object.len > 0;
+    }
+
+    if (YAJL_IS_ARRAY(v)) {
+        return v->u.array.len > 0;
+    }
+
+    if (YAJL_IS_STRING(v)) {
+        return v->u.string[0] != '\0';
+    }
+
+    if (YAJL_IS_NUMBER(v)) {
+        return strtod(v->u.number.r, NULL) != 0;
+    }
+
+    return YAJL_IS_TRUE(v);
 }
 
 

@@ -56,7 +56,7 @@ You are the support assistant of Example Shop.
 Content-Type: application/json
 --- response_body_like eval
 [qr/"reply":"You said: Hi there\. \(messages: 2\)"/,
- qr/"path":"\/v1\/chat\/completions".*"authorization":"Bearer sk-test-123".*"body":\{"model":"test-model","messages":\[\{"role":"system","content":"You are the support assistant of Example Shop\."\},\{"role":"user","content":"Hi there"\}\],"stream":true,"stream_options":\{"include_usage":true\},"temperature":0\.5,"max_tokens":64\},"valid":true/]
+ qr/"path":"\/v1\/chat\/completions".*"authorization":"Bearer sk-test-123".*"body":\{"model":"test-model","messages":\[\{"role":"system","content":"You are the support assistant of Example Shop\."\},\{"role":"user","content":"Hi there"\}\],"max_tokens":64,"temperature":0\.5,"stream":true,"stream_options":\{"include_usage":true\}\},"valid":true/]
 --- no_error_log
 [error]
 sk-test-123
@@ -82,7 +82,7 @@ sk-test-123
 Content-Type: application/json
 --- response_body_like eval
 [qr/"source":"llm"/,
- qr/"authorization":"Bearer sk-env-key-456".*"max_completion_tokens":512\},"valid":true/]
+ qr/"authorization":"Bearer sk-env-key-456".*"max_completion_tokens":512,"stream":true,"stream_options":\{"include_usage":true\}\},"valid":true/]
 --- response_body_unlike eval
 [qr/^$/, qr/temperature|"max_tokens"/]
 --- no_error_log

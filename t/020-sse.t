@@ -142,7 +142,7 @@ Accept: text/event-stream
 --- config
     location = /chat {
         support_agent;
-        support_agent_llm_url http://127.0.0.1:$TEST_NGINX_LLM_PORT/tokens=20,token_ms=400/v1;
+        support_agent_llm_url http://127.0.0.1:$TEST_NGINX_LLM_PORT/tokens=20,token_ms=1500/v1;
         support_agent_llm_model test-model;
         support_agent_conversation_key $http_x_session;
     }
@@ -182,7 +182,7 @@ X-Session: sse-t7
 --- request eval
 ["GET /llm-log", "POST /chat\n{\"message\": \"again\"}"]
 --- response_body_like eval
-[qr/"scenario":"tokens=20,token_ms=400".*"outcome":"client_closed"/,
+[qr/"scenario":"tokens=20,token_ms=1500".*"outcome":"client_closed"/,
  qr/"reply":"You said: again\. \(messages: 2\)"/]
 --- no_error_log
 [error]

@@ -67,9 +67,9 @@ qr/open\(\) ".*missing\.key" failed/
     }
 --- must_die
 --- error_log
-expected "env=NAME" or "file=PATH"
+invalid value in "support_agent_llm_api_key", expected "env=NAME" or "file=PATH" (the key itself does not belong in nginx.conf)
 --- no_error_log
-sk-live-123"
+sk-live-123
 
 
 

@@ -283,6 +283,16 @@ class Conn:
     def gone(self):
         return self.writer.is_closing() or self.reader.at_eof()
 
+    async def pause(self, seconds):
+        """Sleep, but wake up early when the client goes away, so the record
+        says "client_closed" as soon as the client has left."""
+        end = time.monotonic() + seconds
+        while not self.gone():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.05))
+
     async def send(self, data):
         if self.writer.is_closing():
             raise PeerGone()
@@ -663,7 +673,7 @@ class LLMServer:
             if i == len(tokens):
                 break
             if sc.get("token_ms"):
-                await asyncio.sleep(sc["token_ms"] / 1000.0)
+                await conn.pause(sc["token_ms"] / 1000.0)
             if conn.gone():
                 rec["outcome"] = "client_closed"
                 return False

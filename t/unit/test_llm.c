@@ -584,6 +584,19 @@ test_variations(void)
     sa_llm_stream_free(&s);
 
     rc = STREAM(&s, &d,
+        "data: {\"error\":null,\"choices\":[{\"delta\":{\"content\":\"a\"}}]}"
+        "\n\n"
+        "data: {\"error\":{},\"choices\":[{\"delta\":{\"content\":\"b\"}}]}"
+        "\n\n"
+        "data: {\"error\":\"\",\"choices\":[{\"delta\":{\"content\":\"c\"}}]}"
+        "\n\n"
+        "data: [DONE]\n\n");
+    ok(rc == SA_OK && sa_llm_stream_complete(&s)
+       && strcmp(s.content, "abc") == 0,
+       "\"error\": null, {} or \"\" is no error");
+    sa_llm_stream_free(&s);
+
+    rc = STREAM(&s, &d,
         "data: {\"choices\":[{\"delta\":{\"refusal\":\"I can't help\"}}]}\n\n"
         "data: [DONE]\n\n");
     is_str(s.content, "I can't help", "a refusal is shown as text");

@@ -130,6 +130,8 @@ our $PrevConfig;
 our $ConfigVersion;       # HUP mode: served by the extra "Test-Nginx" server
 our $FirstTime = 1;
 our $InSubprocess;
+our $TcpServer;           # the embedded TCP server of the running request
+my $BailedOut;
 my $ValgrindLog;          # File::Temp holding valgrind's stderr
 my $ValgrindLogPos = 0;
 my $TotalConnectFailures = 0;
@@ -257,6 +259,7 @@ sub is_str (@) {
 }
 
 sub bail_out (@) {
+    $BailedOut = 1;
     cleanup();
     Test::More::BAIL_OUT(join '', @_);
 }
@@ -378,7 +381,7 @@ sub expand_env_in_text ($$$) {
 }
 
 # Same, through array/hash values (request packets, reply packets...).
-sub expand_env ($$$) {
+sub expand_env {
     my ($v, $name, $rand_ports) = @_;
     my $ref = ref $v;
     return expand_env_in_text($v, $name, $rand_ports) unless $ref;
@@ -468,6 +471,7 @@ sub stop_nginx ($) {
     }
 
     undef $ChildPid;
+    undef $ChildIsValgrind;
     # a graceful exit removes it, a killed nginx does not
     unlink $PidFile if -f $PidFile;
 
@@ -486,7 +490,7 @@ sub run_nginx_command ($$) {
         if (defined $stderr) {
             open STDERR, '>', $stderr;
         }
-        exec { $cmd->[0] } @$cmd;
+        { no warnings "exec"; exec { $cmd->[0] } @$cmd; }
         POSIX::_exit(127);
     }
     waitpid($pid, 0);
@@ -549,7 +553,7 @@ sub start_nginx ($$) {
             setpgrp(0, 0);
             open STDOUT, '>', '/dev/null';
             open STDERR, '>>', $ValgrindLog->filename;
-            exec { $cmd[0] } @cmd;
+            { no warnings "exec"; exec { $cmd[0] } @cmd; }
             POSIX::_exit(127);
         }
         $ChildPid = $pid;
@@ -857,6 +861,8 @@ _EOC_
 # ---------------------------------------------------------------------------
 
 sub run_tests () {
+    bail_out("Cannot find the nginx executable \"$NginxBinary\" "
+             . "(set TEST_NGINX_BINARY)") unless can_run($NginxBinary);
     $NginxVersion = get_nginx_version();
 
     # always the port nginx really listens on (TEST_NGINX_RANDOMIZE included)
@@ -894,14 +900,18 @@ sub finish () {
 sub cleanup () {
     $_->() for @CleanupHandlers;
     @CleanupHandlers = ();
-    our $TcpServer;
     stop_tcp_server($TcpServer) if $TcpServer;
+    undef $TcpServer;
 }
 
 END {
     return if $InSubprocess;
     local $?;    # keep the exit status Test::Builder computed
-    if ($PrevBlock || defined $ChildPid || -f $PidFile) {
+    if ($BailedOut) {
+        # no more test output after "Bail out!"; just do not leave nginx behind
+        my $pid = nginx_pid();
+        kill SIGKILL, $pid if defined $pid && !$ENV{TEST_NGINX_NO_CLEAN};
+    } elsif ($PrevBlock || defined $ChildPid || -f $PidFile) {
         eval { finish() };
     }
     if ($Randomize && -d $ServRoot && $ServRoot =~ m{/t/servroot_\d+$}) {
@@ -977,7 +987,7 @@ sub run_test ($) {
         };
 
         my $pid = nginx_pid();
-        if (defined $pid && $hup && !$first_time && !$ChildIsValgrind) {
+        if (defined $pid && $hup && !$first_time) {
             reload_nginx($block, $pid, $config, $opts, $first_time);
         } else {
             my $prev_name = $PrevBlock ? $PrevBlock->name : $name;
@@ -987,9 +997,6 @@ sub run_test ($) {
             setup_server_root($first_time, 0);
             write_user_files($block);
             write_config_file($block, $config, $opts);
-
-            bail_out("$name - Cannot find the nginx executable \"$NginxBinary\"")
-                unless can_run($NginxBinary);
 
             if (defined $must_die) {
                 run_must_die($block, $must_die);
@@ -1002,7 +1009,7 @@ sub run_test ($) {
     # Requests: the block runs repeat_each times against the same nginx.
     $ErrLogPos = 0;
     for my $i (0 .. $RepeatEach - 1) {
-        our $TcpServer = start_tcp_server($block) if defined $block->tcp_listen;
+        $TcpServer = defined $block->tcp_listen ? start_tcp_server($block) : undef;
         write_user_files($block) if $i > 0;
 
         if ($should_skip && defined $tests_to_skip) {
@@ -1252,7 +1259,7 @@ sub get_req_from_block ($) {
     my $name = $block->name;
 
     if (defined(my $raw = $block->raw_request)) {
-        return [[map { { value => $_ } } @$raw]] if ref $raw eq 'ARRAY';
+        return [[map { +{ value => $_ } } @$raw]] if ref $raw eq 'ARRAY';
         return [[{ value => $raw }]];
     }
 
@@ -1297,8 +1304,8 @@ sub get_req_from_block ($) {
 
         # one request split in packets: strings or {value, delay_before}
         my @packets = map {
-            !ref $_ ? { value => $_ }
-            : ref $_ eq 'HASH' ? { %$_ }
+            !ref $_ ? +{ value => $_ }
+            : ref $_ eq 'HASH' ? +{ %$_ }
             : bail_out("$name - Invalid syntax. $_ should be a string or hash with value.")
         } @$one;
         my $built = build_request($name, $hdr, $chunked, 'close',
@@ -1359,6 +1366,7 @@ sub send_request ($$$$) {
     my $timed_out;
 
     while ($rsel->count || $wsel->count) {
+        $! = 0;
         my ($r, $w) = IO::Select->select($rsel->count ? $rsel : undef,
                                          $wsel->count ? $wsel : undef,
                                          undef, $timeout);
@@ -1750,7 +1758,7 @@ sub line_matches ($$) {
 }
 
 # Does a pattern section mention $str (so a WARNING for it is not needed)?
-sub value_contains ($$) {
+sub value_contains {
     my ($val, $str) = @_;
     return 0 unless defined $val;
     return index("$val", $str) >= 0 if !ref $val || ref $val eq 'Regexp';
@@ -1760,37 +1768,37 @@ sub value_contains ($$) {
     return 0;
 }
 
-# --- error_log-style check: every pattern must match a line.
-sub check_patterns_match ($$$$) {
-    my ($pats, $lines, $prefix, $suffix) = @_;
+# --- error_log-style check: every pattern must match a line of $file.
+# $req: " (req N)" or ''.
+sub check_patterns_match ($$$$$) {
+    my ($pats, $lines, $name, $file, $req) = @_;
     for my $pat (@{ pattern_list($pats) }) {
         next unless defined $pat;
         if (grep { line_matches($_, $pat) } @$lines) {
-            Test::More::pass("$prefix - pattern \"$pat\" matches a line in $suffix");
+            Test::More::pass("$name - pattern \"$pat\" matches a line in $file$req");
         } else {
-            Test::More::fail("$prefix - pattern \"$pat\" should match a line in $suffix");
+            Test::More::fail("$name - pattern \"$pat\" should match a line in $file$req");
         }
     }
 }
 
 # --- no_error_log-style check: no pattern may match; one test per pattern
 # (the real runner emits one failure per matching line).
-sub check_patterns_absent ($$$$) {
-    my ($pats, $lines, $prefix, $suffix) = @_;
+sub check_patterns_absent ($$$$$) {
+    my ($pats, $lines, $name, $file, $req) = @_;
     for my $pat (@{ pattern_list($pats) }) {
         next unless defined $pat;
         my $p = fmt_str($pat);
         my @hits = grep { line_matches($lines->[$_], $pat) } 0 .. $#$lines;
         if (!@hits) {
-            Test::More::pass("$prefix - pattern \"$p\" does not match a line in $suffix");
+            Test::More::pass("$name - pattern \"$p\" does not match a line in $file$req");
             next;
         }
         my $ln = fmt_str($lines->[$hits[0]]);
         my $end = $hits[0] + 9 < $#$lines ? $hits[0] + 9 : $#$lines;
         my $more = join '', @{$lines}[$hits[0] + 1 .. $end];
-        (my $where = $suffix) =~ s/^(\S+)//;
-        Test::More::fail("$prefix - pattern \"$p\" should not match any line in $1 "
-                         . "but matches line \"$ln\"$where\n$more");
+        Test::More::fail("$name - pattern \"$p\" should not match any line in $file "
+                         . "but matches line \"$ln\"$req\n$more");
         Test::More::diag(scalar(@hits) . " matching lines in all") if @hits > 1;
     }
 }
@@ -1799,7 +1807,7 @@ sub check_error_log ($$) {
     my ($block, $repeated_idx) = @_;
     my $name = $block->name;
     my $lines = error_log_data();
-    my $where = "error.log (req $repeated_idx)";
+    my $req = " (req $repeated_idx)";
 
     # grep_error_log: the concatenated matches must equal grep_error_log_out
     my $grep_pats = $block->grep_error_log;
@@ -1828,15 +1836,15 @@ sub check_error_log ($$) {
                  . "grep_error_log_out is defined");
     }
 
-    check_patterns_match($block->error_log, $lines, $name, $where)
+    check_patterns_match($block->error_log, $lines, $name, 'error.log', $req)
         if defined $block->error_log;
-    check_patterns_absent($block->no_error_log, $lines, $name, $where)
+    check_patterns_absent($block->no_error_log, $lines, $name, 'error.log', $req)
         if defined $block->no_error_log;
 
     # Lines nobody asked about that usually mean a bug: warn, don't fail.
     for my $level (qw(alert crit emerg)) {
-        next if value_contains($block->error_log, "[$level")
-             || value_contains($block->no_error_log, "[$level");
+        next if value_contains(scalar $block->error_log, "[$level")
+             || value_contains(scalar $block->no_error_log, "[$level");
         for my $line (@$lines) {
             warn "WARNING: $name - " . fmt_str($line) . "\n" if $line =~ /\[$level\]/;
         }
@@ -1854,10 +1862,10 @@ sub check_access_log ($$) {
     my ($block, $repeated_idx) = @_;
     return unless defined $block->access_log || defined $block->no_access_log;
     my $lines = access_log_data();
-    my $where = "access.log (req $repeated_idx)";
-    check_patterns_match($block->access_log, $lines, $block->name, $where)
+    my $req = " (req $repeated_idx)";
+    check_patterns_match($block->access_log, $lines, $block->name, 'access.log', $req)
         if defined $block->access_log;
-    check_patterns_absent($block->no_access_log, $lines, $block->name, $where)
+    check_patterns_absent($block->no_access_log, $lines, $block->name, 'access.log', $req)
         if defined $block->no_access_log;
 }
 
@@ -1878,9 +1886,9 @@ sub check_shutdown_error_log ($$) {
     }
 
     my $lines = error_log_data();
-    check_patterns_absent($block->no_shutdown_error_log, $lines, $name, 'error.log')
+    check_patterns_absent($block->no_shutdown_error_log, $lines, $name, 'error.log', '')
         if defined $block->no_shutdown_error_log;
-    check_patterns_match($block->shutdown_error_log, $lines, $name, 'error.log')
+    check_patterns_match($block->shutdown_error_log, $lines, $name, 'error.log', '')
         if defined $block->shutdown_error_log;
 
     for my $line (@$lines) {
@@ -2051,7 +2059,7 @@ sub run_tcp_server_tests ($$) {
         close $in;
     }
 
-    is_str($buf, $block->tcp_query, "$name - tcp_query ok")
+    is_str($buf, scalar $block->tcp_query, "$name - tcp_query ok")
         if defined $block->tcp_query;
     Test::More::is(length($buf), $block->tcp_query_len, "$name - TCP query length ok")
         if defined $block->tcp_query_len;
