@@ -13,8 +13,6 @@
 SHELL        := /bin/bash
 TOP          := $(abspath .)
 BUILD        := $(TOP)/build
-NGX_BUILD    := $(BUILD)/nginx
-MODULE_SO    := $(NGX_BUILD)/ngx_http_support_agent_module.so
 DEBIAN_SRC   := /usr/share/nginx/src
 NGINX_SRC    ?=
 CC           ?= cc
@@ -23,11 +21,14 @@ PROVE_JOBS   ?= 2
 
 ifeq ($(NGINX_SRC),)
 NGX_SRC_DIR  := $(DEBIAN_SRC)
+NGX_BUILD    := $(BUILD)/nginx
 NGINX_BIN    ?= /usr/sbin/nginx
 else
 NGX_SRC_DIR  := $(abspath $(NGINX_SRC))
+NGX_BUILD    := $(BUILD)/nginx-tree
 NGINX_BIN    ?= $(NGX_BUILD)/nginx
 endif
+MODULE_SO    := $(NGX_BUILD)/ngx_http_support_agent_module.so
 
 PURE_SRCS    := $(wildcard src/sa_*.c)
 NGX_SRCS     := $(wildcard src/ngx_http_support_agent_*.c)

@@ -253,6 +253,11 @@ ngx_http_sa_chat_body(ngx_http_request_t *r)
     status = sa_chat_request_parse((char *) body, len, ctx->conf->max_message,
                                    &ctx->req, err, sizeof(err));
 
+    if (status == SA_REQ_NO_MEMORY) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
     if (status != SA_REQ_OK) {
         ngx_http_finalize_request(r,
             ngx_http_sa_chat_error(r, NGX_LOG_INFO, NGX_HTTP_BAD_REQUEST,
