@@ -572,13 +572,22 @@ ngx_http_sa_llm_finish(ngx_http_sa_llm_t *llm, CURLcode result)
             }
         }
 
-        if (sa_llm_stream_complete(&llm->stream)) {
+        if (sa_llm_stream_complete(&llm->stream)
+            && llm->stream.content_len > 0)
+        {
             llm->running = 0;
             llm->on_done(llm, NGX_OK);
             return;
         }
 
-        if (llm->stream.failed) {
+        if (sa_llm_stream_complete(&llm->stream)) {
+            /* nothing to show the customer (a content filter, or tool
+               calls that were not offered) */
+            ngx_snprintf((u_char *) llm->failure, sizeof(llm->failure) - 1,
+                         "LLM sent no text (finish_reason \"%s\")%Z",
+                         llm->stream.finish_reason);
+
+        } else if (llm->stream.failed) {
             ngx_snprintf((u_char *) llm->failure, sizeof(llm->failure) - 1,
                          "LLM stream failed: %s%Z", llm->stream.error);
 

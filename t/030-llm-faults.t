@@ -232,3 +232,14 @@ X-Session: faults-t18
 [qr/"reply":"You said: one\. \(messages: 2\)"/,
  qr/"code":"llm_unavailable"/,
  qr/"reply":"You said: two\. \(messages: 4\)"/]
+
+
+
+=== TEST 19: an empty reply is a failed attempt
+--- scenario: tokens=0
+--- directives: support_agent_llm_retries 1;
+--- error_code: 502
+--- response_body_like: "code":"llm_unavailable"
+--- error_log
+LLM sent no text (finish_reason "stop")
+(after 2 attempts)
