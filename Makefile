@@ -42,7 +42,7 @@ DEBIAN_PKGS  := nginx nginx-dev libcurl4-openssl-dev libyajl-dev liblmdb-dev \
                 liblist-moreutils-perl libhttp-message-perl liburi-perl \
                 python3 python3-jsonschema python3-yaml curl
 
-.PHONY: all build deps run test unit suites clean valgrind bench
+.PHONY: all build deps run test unit unit-quiet suites validate-requests clean valgrind bench
 
 all: build
 
@@ -73,10 +73,30 @@ $(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(wildcard src/sa_*.h) t/unit/tap.h
 unit: deps $(UNIT_BINS)
 	prove -v --exec '' $(UNIT_BINS) 2>&1 | tail -n 40
 
+SHARED       := $(abspath $(TOP)/../shared)
+RECORDED     := $(BUILD)/llm-requests
+
 suites: build
+	rm -rf $(RECORDED)
 	TEST_NGINX_BINARY=$(NGINX_BIN) MODULE_SO=$(MODULE_SO) \
-	PERL5OPT="-I$(TOP)/t/lib -MSubreaper" \
+	PERL5OPT="-I$(TOP)/t/lib -MSubreaper" SA_LLM_RECORD_DIR=$(RECORDED) \
 	TEST_NGINX_RANDOMIZE=1 prove -I$(TOP)/t/lib -j$(PROVE_JOBS) -r t/
+	@$(MAKE) --no-print-directory validate-requests
+
+# every request the module sent to the test LLM, against the published
+# schema (strict: no key the spec does not name)
+validate-requests:
+	@if [ -f $(SHARED)/tools/validate.py ]; then \
+	    n=$$(find $(RECORDED) -name '*.json' | wc -l); \
+	    find $(RECORDED) -name '*.json' -print0 | xargs -0 \
+	        /usr/bin/python3 $(SHARED)/tools/validate.py --strict \
+	        $(SHARED)/specs/bundles/openai.schema.json \
+	        CreateChatCompletionRequest > $(BUILD)/validate.log 2>&1 \
+	    && echo "validate.py: $$n recorded LLM requests valid (strict)" \
+	    || { cat $(BUILD)/validate.log; exit 1; }; \
+	else \
+	    echo "validate.py: ../shared not found, recorded requests not checked"; \
+	fi
 
 test: deps
 	@$(MAKE) --no-print-directory build

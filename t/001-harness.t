@@ -453,16 +453,13 @@ partial
 
 
 
-=== TEST 29: log_level
---- log_level: warn
+=== TEST 29: log_level: [error] lines not logged at level crit
+--- log_level: crit
 --- request
-GET /t
---- response_body
-GET /t HTTP/1.1|localhost|close|
+GET /nope6.html
+--- error_code: 404
 --- no_error_log
-[debug]
-[info]
-[notice]
+nope6.html
 
 
 
@@ -474,6 +471,7 @@ GET /t HTTP/1.1|localhost|close|
 --- must_die
 --- suppress_stderr
 --- error_log
+[emerg]
 unknown directive "harness_no_such_directive"
 
 

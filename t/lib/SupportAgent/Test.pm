@@ -54,7 +54,15 @@ sub start_llm_server {
     my @cmd = ('/usr/bin/python3', "$REPO/t/llm_server.py", '--host', '127.0.0.1', '--port', '0',
                '--port-file', $port_file, '--parent-pid', $$);
     push @cmd, '--quiet' unless $ENV{SA_LLM_VERBOSE};
-    push @cmd, '--record-dir', $ENV{SA_LLM_RECORD_DIR} if $ENV{SA_LLM_RECORD_DIR};
+    if ($ENV{SA_LLM_RECORD_DIR}) {
+        # one folder per test file: files run in parallel, each with its own
+        # server numbering its records from 1
+        (my $name = File::Basename::basename($0)) =~ s/\.t$//;
+        my $rec = "$ENV{SA_LLM_RECORD_DIR}/$name";
+        mkdir $ENV{SA_LLM_RECORD_DIR};
+        mkdir $rec;
+        push @cmd, '--record-dir', $rec;
+    }
     push @cmd, '--require-key', $opt{require_key} if defined $opt{require_key};
     push @cmd, @{ $opt{server_args} } if $opt{server_args};
 
