@@ -82,6 +82,8 @@ static ngx_int_t ngx_http_sa_chat_flush_text(ngx_http_sa_llm_t *llm);
 static void ngx_http_sa_chat_llm_done(ngx_http_sa_llm_t *llm, ngx_int_t rc);
 static ngx_int_t ngx_http_sa_chat_delta(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx, const char *text, size_t len);
+static ngx_int_t ngx_http_sa_chat_event(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx, const char *name, sa_jw_t *w);
 static void ngx_http_sa_chat_complete(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx, const char *reply, size_t len,
     const char *finish_reason, const char *source, ngx_uint_t streamed);
@@ -692,10 +694,7 @@ ngx_http_sa_chat_load_history(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
 static ngx_int_t
 ngx_http_sa_chat_meta(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
 {
-    size_t       len;
-    sa_jw_t     *w;
-    ngx_int_t    rc;
-    const char  *json;
+    sa_jw_t  *w;
 
     w = sa_jw_new();
     if (w == NULL) {
@@ -713,11 +712,7 @@ ngx_http_sa_chat_meta(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    json = sa_jw_buf(w, &len);
-    rc = ngx_http_sa_sse_event(r, &ctx->out, "meta", json, len);
-    sa_jw_free(w);
-
-    return ngx_http_sa_chat_sent(r, rc);
+    return ngx_http_sa_chat_event(r, ctx, "meta", w);
 }
 
 
@@ -786,10 +781,7 @@ static ngx_int_t
 ngx_http_sa_chat_delta(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
     const char *text, size_t len)
 {
-    size_t       jlen;
-    sa_jw_t     *w;
-    ngx_int_t    rc;
-    const char  *json;
+    sa_jw_t  *w;
 
     w = sa_jw_new();
     if (w == NULL) {
@@ -806,8 +798,22 @@ ngx_http_sa_chat_delta(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
         return NGX_OK;
     }
 
-    json = sa_jw_buf(w, &jlen);
-    rc = ngx_http_sa_sse_event(r, &ctx->out, "delta", json, jlen);
+    return ngx_http_sa_chat_event(r, ctx, "delta", w);
+}
+
+
+/* sends the object built in w as one SSE event, and frees w */
+
+static ngx_int_t
+ngx_http_sa_chat_event(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
+    const char *name, sa_jw_t *w)
+{
+    size_t       len;
+    ngx_int_t    rc;
+    const char  *json;
+
+    json = sa_jw_buf(w, &len);
+    rc = ngx_http_sa_sse_event(r, &ctx->out, name, json, len);
     sa_jw_free(w);
 
     return ngx_http_sa_chat_sent(r, rc);
@@ -915,9 +921,8 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
         return;
     }
 
-    json = sa_jw_buf(w, &jlen);
-
     if (!ctx->sse) {
+        json = sa_jw_buf(w, &jlen);
         out = ngx_http_sa_send_json(r, NGX_HTTP_OK, json, jlen);
         sa_jw_free(w);
         ngx_http_sa_chat_finalize(r, ctx, out);
@@ -934,11 +939,11 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
     }
 
     if (out != NGX_ERROR) {
-        out = ngx_http_sa_chat_sent(r,
-                  ngx_http_sa_sse_event(r, &ctx->out, "done", json, jlen));
-    }
+        out = ngx_http_sa_chat_event(r, ctx, "done", w);
 
-    sa_jw_free(w);
+    } else {
+        sa_jw_free(w);
+    }
 
     if (out != NGX_ERROR) {
         out = ngx_http_sa_sse_finish(r, &ctx->out);
