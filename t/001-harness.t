@@ -11,6 +11,7 @@ use Test::Nginx::Socket 'no_plan';
 $ENV{TEST_NGINX_HARNESS_WORD} = 'expanded';
 
 repeat_each(2);
+no_shuffle();    # the real runner shuffles blocks otherwise
 no_long_string();
 env_to_nginx('TEST_NGINX_HARNESS_WORD');
 

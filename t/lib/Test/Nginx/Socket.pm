@@ -34,6 +34,7 @@ use Socket qw(SOCK_STREAM);
 use Test::LongString ();
 use Time::HiRes qw(sleep time);
 
+# the version of the real module whose behaviour this one follows
 our $VERSION = '0.29';
 
 our @EXPORT = qw(
