@@ -29,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 CLK = os.sysconf("SC_CLK_TCK")
+LOG_LEVEL = ["notice"]  # --log-level
 PIN = {}  # "nginx" / "py": CPU set for those processes (--pin), else unpinned
 
 
@@ -95,6 +96,30 @@ def snapshot(pids):
             pass
     st["cpu"] = cpu
     return st
+
+
+def upstream_conns(pids, port):
+    """Established TCP connections from these processes to 127.0.0.1:port."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                try:
+                    l = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                except OSError:
+                    continue
+                if l.startswith("socket:["):
+                    inodes.add(l[8:-1])
+        except OSError:
+            pass
+    n = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            x = line.split()
+            if x[3] == "01" and int(x[2].split(":")[1], 16) == port and x[9] in inodes:
+                n += 1
+    return n
 
 
 def free_port():
@@ -196,12 +221,12 @@ class Nginx:
                 "worker_processes %d;\n"
                 "worker_rlimit_nofile 20000;\n"
                 "pid %s/nginx.pid;\n"
-                "error_log %s warn;\n"
+                "error_log %s %s;\n"
                 "events {\n    worker_connections 8192;\n}\n"
                 "http {\n"
                 "    access_log off;\n"
                 "%s%s"
-                "}\n") % (nworkers, d, self.errlog, temps, http)
+                "}\n") % (nworkers, d, self.errlog, LOG_LEVEL[0], temps, http)
         self.conf = os.path.join(d, "nginx.conf")
         with open(self.conf, "w") as f:
             f.write(conf)
@@ -239,12 +264,21 @@ class Nginx:
         return rc
 
     def log_lines(self):
+        """warn-or-worse lines, and signals nginx got from anyone but this script."""
+        me = str(os.getpid())
+        out = []
         try:
             with open(self.errlog, errors="replace") as f:
-                return [l.rstrip("\n") for l in f
-                        if re.search(r"\[(warn|error|crit|alert|emerg)\]", l)]
+                for l in f:
+                    if re.search(r"\[(warn|error|crit|alert|emerg)\]", l):
+                        out.append(l.rstrip("\n"))
+                    else:
+                        m = re.search(r"signal (\d+) \(\w+\) received from (\d+)", l)
+                        if m and m.group(1) != "17" and m.group(2) != me:
+                            out.append(l.rstrip("\n"))
         except OSError:
-            return []
+            pass
+        return out
 
 
 def run_load(port, mode, turns, conc, ramp, timeout):
@@ -277,7 +311,9 @@ def merge_failures(loads):
 
 
 def finish(res, ngx, mock):
-    res["workers_end"] = workers(ngx.p.pid) if ngx and ngx.p.poll() is None else []
+    res["master_alive"] = ngx.p.poll() is None
+    res["workers_end"] = workers(ngx.p.pid) if res["master_alive"] else []
+    res["upstream_conns"] = upstream_conns(res["workers_end"], mock.port)
 
 
 def scenario_a(args, side, rundir):
@@ -450,6 +486,7 @@ def report(args, A, B, total_wall):
             srow("  anon / file, MB",
                  "%.1f / %.1f" % (mb(m["anon_steps"][i]), mb(m["file_steps"][i])),
                  "%.1f / %.1f" % (mb(p["anon_steps"][i]), mb(p["file_steps"][i])))
+        row("idle upstream connections at end", m["upstream_conns"], p["upstream_conns"], "d")
         row("turns/s (client view)", m["tps"], p["tps"], ".0f")
         row("turn duration p50 (median round), ms", m["dur_p50"] * 1000, p["dur_p50"] * 1000, ".1f")
         srow("turns ok / failed", "%d / %d" % (m["ok"], m["failed"]), "%d / %d" % (p["ok"], p["failed"]))
@@ -481,6 +518,7 @@ def report(args, A, B, total_wall):
         row("stream duration p99, ms", ms(m["dur_p99"]), ms(p["dur_p99"]), ".0f")
         row("nginx CPU-s (all streams)", m["cpu"], p["cpu"], ".2f")
         row("peak concurrent streams (client)", m["max_inflight"], p["max_inflight"], "d")
+        row("idle upstream connections at end", m["upstream_conns"], p["upstream_conns"], "d")
         srow("streams ok / failed", "%d / %d" % (m["ok"], m["failed"]), "%d / %d" % (p["ok"], p["failed"]))
         machine_line(m, p)
         if "r2" in m and "r2" in p:
@@ -489,8 +527,8 @@ def report(args, A, B, total_wall):
             row("  worker RSS after round 2, MB", mb(m2["rss_end"]), mb(p2["rss_end"]), ".1f")
             srow("    anon / file, MB", "%.1f / %.1f" % (mb(m2["anon_end"]), mb(m2["file_end"])),
                  "%.1f / %.1f" % (mb(p2["anon_end"]), mb(p2["file_end"])))
-            row("  growth round 1 -> 2, MB", mb(m2["rss_end"] - m["rss_end"]),
-                mb(p2["rss_end"] - p["rss_end"]), "+.1f")
+            srow("  growth round 1 -> 2, MB", "%+.1f" % mb(m2["rss_end"] - m["rss_end"]),
+                 "%+.1f" % mb(p2["rss_end"] - p["rss_end"]))
             row("  worker peak RSS after round 2, MB", mb(m2["hwm"]), mb(p2["hwm"]), ".1f")
             row("  time to first token p99, ms", ms(m2["ttft_p99"]), ms(p2["ttft_p99"]), ".1f")
             srow("  streams ok / failed", "%d / %d" % (m2["ok"], m2["failed"]),
@@ -514,6 +552,8 @@ def report(args, A, B, total_wall):
             if r["workers_end"] != r["workers"]:
                 problems.append("%s: worker pids changed during the run %s -> %s (a worker died?)"
                                 % (name, r["workers"], r["workers_end"]))
+            if not r.get("master_alive", True):
+                problems.append("%s: the nginx master had exited before the end of the run" % name)
             if r["nginx_rc"] not in (0, None):
                 problems.append("%s: nginx master exited with status %s" % (name, r["nginx_rc"]))
             if r["log"]:
@@ -549,10 +589,12 @@ def main():
     p.add_argument("--no-second-round", dest="second_round", action="store_false",
                    help="(b): skip the second round of streams on the same nginx")
     p.add_argument("--only", choices=("a", "b"))
-    p.add_argument("--keep", action="store_true", help="keep the run directory")
+    p.add_argument("--keep", action="store_true", help="keep the stores and nginx temp dirs too")
     p.add_argument("--pin", action="store_true",
                    help="nginx on the last CPU, mock LLM and load client on the others")
+    p.add_argument("--log-level", default="notice", help="nginx error_log level (default notice)")
     args = p.parse_args()
+    LOG_LEVEL[0] = args.log_level
     if args.pin:
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) >= 2:
@@ -582,9 +624,11 @@ def main():
         with open(os.path.join(args.rundir, "results.json"), "w") as f:
             json.dump({"a": A, "b": B}, f, indent=1)
     finally:
-        if not args.keep and os.environ.get("BENCH_KEEP") is None:
-            # keep only the logs worth reading: error logs and results
-            pass
+        if not args.keep:
+            # the stores (LMDB files) and nginx temp dirs are not worth keeping; logs are
+            for name in os.listdir(args.rundir):
+                for sub in ("store", "tmp"):
+                    shutil.rmtree(os.path.join(args.rundir, name, sub), ignore_errors=True)
     return 0
 
 

@@ -18,7 +18,6 @@ use warnings;
 # real module's "-Base", but without Spiffy's source filter.
 use Test::Base -base;
 
-use Cwd ();
 use File::Find ();
 use File::Glob qw(bsd_glob);
 use File::Path qw(make_path remove_tree);
@@ -28,7 +27,7 @@ use HTTP::Response ();
 use IO::Select ();
 use IO::Socket::INET ();
 use IO::Socket::UNIX ();
-use POSIX qw(:sys_wait_h SIGQUIT SIGKILL SIGHUP SIGUSR1 SIGTERM);
+use POSIX qw(:sys_wait_h SIGQUIT SIGKILL SIGHUP SIGUSR1);
 use Scalar::Util qw(looks_like_number);
 use Socket qw(SOCK_STREAM);
 use Test::LongString ();
