@@ -146,6 +146,8 @@ def wait_port(port, timeout=10.0):
 class Mock:
     def __init__(self, rundir, name):
         self.portfile = os.path.join(rundir, name + ".llm.port")
+        if os.path.exists(self.portfile):
+            os.unlink(self.portfile)
         self.log = open(os.path.join(rundir, name + ".llm.log"), "w")
         self.p = subprocess.Popen(
             [PY, os.path.join(REPO, "t", "llm_server.py"), "--port", "0", "--port-file", self.portfile,
@@ -175,6 +177,17 @@ class Mock:
         self.log.close()
 
 
+def start_nginx(*a):
+    """Nginx(*a), tried again with another port if the free port was taken meanwhile
+    (other test suites on the machine pick ports too)."""
+    for attempt in range(3):
+        try:
+            return Nginx(*a)
+        except RuntimeError:
+            if attempt == 2:
+                raise
+
+
 class Nginx:
     def __init__(self, binary, rundir, name, side, module_so, llm_port, scenario, nworkers):
         self.name = name
@@ -183,6 +196,7 @@ class Nginx:
         os.chmod(d, 0o755)
         self.port = free_port()
         self.errlog = os.path.join(d, "error.log")
+        open(self.errlog, "w").close()  # a fresh log for each attempt
         base = "http://127.0.0.1:%d/%s/v1" % (llm_port, scenario)
         temps = "".join("    %s_temp_path %s/tmp/%s;\n" % (t, d, t)
                         for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
@@ -231,10 +245,10 @@ class Nginx:
         with open(self.conf, "w") as f:
             f.write(conf)
         self.out = open(os.path.join(d, "stderr.log"), "w")
-        self.p = subprocess.Popen([binary, "-p", d + "/", "-c", self.conf],
+        self.p = subprocess.Popen([binary, "-p", d + "/", "-e", self.errlog, "-c", self.conf],
                                   stdout=self.out, stderr=subprocess.STDOUT,
                                   preexec_fn=pinned("nginx"))
-        if not wait_port(self.port):
+        if not wait_port(self.port) or self.p.poll() is not None:
             self.stop()
             raise RuntimeError("nginx (%s) did not start; see %s and %s"
                                % (name, self.errlog, self.out.name))
@@ -322,7 +336,7 @@ def scenario_a(args, side, rundir):
     ngx = None
     res = {}
     try:
-        ngx = Nginx(args.nginx, rundir, "a-" + side, side, args.module, mock.port, "tokens=64",
+        ngx = start_nginx(args.nginx, rundir, "a-" + side, side, args.module, mock.port, "tokens=64",
                     args.workers)
         res["workers"] = list(ngx.workers)
         w = run_load(ngx.port, side, args.warmup, args.concurrency, 0, 30)
@@ -373,7 +387,7 @@ def scenario_b(args, side, rundir):
     ngx = None
     res = {}
     try:
-        ngx = Nginx(args.nginx, rundir, "b-" + side, side, args.module, mock.port,
+        ngx = start_nginx(args.nginx, rundir, "b-" + side, side, args.module, mock.port,
                     "tokens=64,first_ms=500,token_ms=50", args.workers)
         res["workers"] = list(ngx.workers)
         s0 = snapshot(ngx.workers)
@@ -452,6 +466,11 @@ def machine_line(m, p):
              100 * m["machine_cpu"] / (m["span"] * n), 100 * p["machine_cpu"] / (p["span"] * n),
              "" if not (m["steal"] or p["steal"]) else
              ", steal %.2f / %.2f" % (m["steal"], p["steal"])))
+    busy = [o / (r["span"] * n) for o, r in zip(others, (m, p))]
+    if max(busy) > 0.10:
+        print("    NOTE: other processes on the machine took %.0f%% / %.0f%% of the CPUs during the "
+              "measurement;" % (100 * busy[0], 100 * busy[1]))
+        print("    the figures are noisier than on an idle machine (run again when it is idle)")
 
 
 def report(args, A, B, total_wall):

@@ -253,6 +253,7 @@ async def main_async(a):
 
     reasons = {}
     for f in failures:
+        f = re.sub(r'"(c|k)_[0-9a-f]{32}"', '"\\1_..."', f)
         reasons[f] = reasons.get(f, 0) + 1
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return {
