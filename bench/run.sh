@@ -8,7 +8,7 @@
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 nginx=${1:-/usr/sbin/nginx}
 module=${2:-$here/../build/nginx/ngx_http_support_agent_module.so}
-shift 2 2>/dev/null
+shift $(( $# < 2 ? $# : 2 ))
 
 py=/usr/bin/python3
 [ -x "$py" ] || py=$(command -v python3)

@@ -39,7 +39,7 @@ static ngx_uint_t               ngx_http_sa_curl_global;
 
 
 ngx_int_t
-ngx_http_sa_curl_init_process(ngx_cycle_t *cycle)
+ngx_http_sa_curl_init_process(ngx_cycle_t *cycle, ngx_uint_t keepalive)
 {
     CURLcode  rc;
 
@@ -70,6 +70,13 @@ ngx_http_sa_curl_init_process(ngx_cycle_t *cycle)
                       ngx_http_sa_curl_socket);
     curl_multi_setopt(ngx_http_sa_multi, CURLMOPT_TIMERFUNCTION,
                       ngx_http_sa_curl_timer);
+
+    /*
+     * like "keepalive" of an upstream: libcurl would otherwise keep up to
+     * four idle connections per transfer ever running at once
+     */
+    curl_multi_setopt(ngx_http_sa_multi, CURLMOPT_MAXCONNECTS,
+                      (long) keepalive);
 
     /*
      * the timer event's data must look like a connection: the debug log of

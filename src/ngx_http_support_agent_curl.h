@@ -52,7 +52,8 @@ struct ngx_http_sa_transfer_s {
 };
 
 
-ngx_int_t ngx_http_sa_curl_init_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_sa_curl_init_process(ngx_cycle_t *cycle,
+    ngx_uint_t keepalive);
 void ngx_http_sa_curl_exit_process(ngx_cycle_t *cycle);
 
 ngx_int_t ngx_http_sa_transfer_start(ngx_http_sa_transfer_t *t,

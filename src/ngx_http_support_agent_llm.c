@@ -209,6 +209,9 @@ ngx_http_sa_llm_prepare(ngx_http_sa_llm_t *llm)
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "ngx_support_agent/0.1");
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 
+    /* stream chunks are small; curl's 16k default costs memory per stream */
+    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 4096L);
+
     return NGX_OK;
 
 failed:

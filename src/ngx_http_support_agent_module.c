@@ -60,6 +60,11 @@ static ngx_conf_num_bounds_t  ngx_http_sa_retries_bounds = {
 };
 
 
+static ngx_conf_num_bounds_t  ngx_http_sa_keepalive_bounds = {
+    ngx_http_sa_check_bounds, 1, 100000
+};
+
+
 static ngx_conf_num_bounds_t  ngx_http_sa_history_bounds = {
     ngx_http_sa_check_bounds, 0, 1000
 };
@@ -85,6 +90,13 @@ static ngx_command_t  ngx_http_sa_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_sa_main_conf_t, store_sync),
       NULL },
+
+    { ngx_string("support_agent_llm_keepalive"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_sa_main_conf_t, llm_keepalive),
+      &ngx_http_sa_keepalive_bounds },
 
     { ngx_string("support_agent"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -286,6 +298,7 @@ ngx_http_sa_create_main_conf(ngx_conf_t *cf)
 
     smcf->store_max_size = NGX_CONF_UNSET_SIZE;
     smcf->store_sync = NGX_CONF_UNSET;
+    smcf->llm_keepalive = NGX_CONF_UNSET_UINT;
 
     return smcf;
 }
@@ -306,6 +319,7 @@ ngx_http_sa_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_size_value(smcf->store_max_size, 1024 * 1024 * 1024);
     ngx_conf_init_value(smcf->store_sync, 1);
+    ngx_conf_init_uint_value(smcf->llm_keepalive, 32);
 
     return NGX_CONF_OK;
 }
@@ -869,7 +883,7 @@ ngx_http_sa_init_process(ngx_cycle_t *cycle)
 
     ngx_http_sa_chat_init_process();
 
-    if (ngx_http_sa_curl_init_process(cycle) != NGX_OK) {
+    if (ngx_http_sa_curl_init_process(cycle, smcf->llm_keepalive) != NGX_OK) {
         return NGX_ERROR;
     }
 

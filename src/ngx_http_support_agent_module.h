@@ -24,6 +24,7 @@ typedef struct {
     ngx_str_t                  store_path;
     size_t                     store_max_size;
     ngx_flag_t                 store_sync;
+    ngx_uint_t                 llm_keepalive;  /* idle LLM connections kept */
     ngx_uint_t                 used;        /* a location has support_agent */
 } ngx_http_sa_main_conf_t;
 

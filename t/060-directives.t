@@ -201,3 +201,16 @@ GET /chat
 --- no_error_log
 [emerg]
 sk-file-key-1
+
+
+
+=== TEST 15: keepalive out of range
+--- http_config
+    support_agent_llm_keepalive 0;
+--- config
+    location = /chat {
+        support_agent;
+    }
+--- must_die
+--- error_log
+"support_agent_llm_keepalive" must be between 1 and 100000
