@@ -42,14 +42,14 @@ DEBIAN_PKGS  := nginx nginx-dev libcurl4-openssl-dev libyajl-dev liblmdb-dev \
                 liblist-moreutils-perl libhttp-message-perl liburi-perl \
                 python3 python3-jsonschema python3-yaml curl
 
-.PHONY: all build deps run test unit unit-quiet suites validate-requests clean valgrind bench
+.PHONY: all build deps run test unit unit-quiet suites validate-requests clean valgrind bench retrieval
 
 all: build
 
 deps:
 	@bash util/deps.sh $(DEBIAN_PKGS)
 
-build: deps $(MODULE_SO)
+build: deps $(MODULE_SO) $(BUILD)/kb-build
 
 $(MODULE_SO): $(ALL_SRCS)
 	@mkdir -p $(NGX_BUILD)
@@ -66,9 +66,19 @@ else
 	$(MAKE) -f $(NGX_BUILD)/Makefile -C $(NGX_SRC_DIR) build modules
 endif
 
+# the offline indexer of the knowledge base (kb-build/README.md)
+KB_BUILD_SRCS := $(wildcard kb-build/*.c)
+KB_BUILD_DEPS := $(KB_BUILD_SRCS) $(wildcard kb-build/*.h) $(PURE_SRCS) \
+                 $(wildcard src/sa_*.h)
+
+$(BUILD)/kb-build: $(KB_BUILD_DEPS)
+	@mkdir -p $(BUILD)
+	$(CC) -g -O2 -Wall -Wextra -Wno-unused-parameter -Werror -Isrc -Ikb-build \
+	    -o $@ $(KB_BUILD_SRCS) $(PURE_SRCS) -llmdb -lyajl -lstemmer -lcurl -lm
+
 $(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(wildcard src/sa_*.h) t/unit/tap.h
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(CFLAGS_UNIT) -Isrc -It/unit -o $@ $< $(PURE_SRCS) -lyajl -llmdb -lcurl -lm
+	$(CC) $(CFLAGS_UNIT) -Isrc -It/unit -o $@ $< $(PURE_SRCS) -lyajl -llmdb -lstemmer -lcurl -lm
 
 unit: deps $(UNIT_BINS)
 	prove -v --exec '' $(UNIT_BINS) 2>&1 | tail -n 40
@@ -116,6 +126,10 @@ run: build
 
 bench: build
 	@bash bench/run.sh $(NGINX_BIN) $(MODULE_SO)
+
+# BM25 quality and speed on BEIR SciFact (../shared), see bench/retrieval.sh
+retrieval: deps $(BUILD)/kb-build
+	@bash bench/retrieval.sh $(BUILD)/kb-build
 
 clean:
 	rm -rf $(BUILD) t/servroot* demo/

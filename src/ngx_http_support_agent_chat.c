@@ -17,14 +17,19 @@
 
 #include "ngx_http_support_agent_module.h"
 #include "ngx_http_support_agent_chat.h"
+#include "ngx_http_support_agent_kb.h"
 #include "ngx_http_support_agent_llm.h"
 #include "ngx_http_support_agent_reply.h"
 #include "ngx_http_support_agent_store.h"
 #include "sa_json.h"
 #include "sa_store.h"
+#include "sa_utf8.h"
+
+#include <yajl/yajl_tree.h>
 
 
 #define NGX_HTTP_SA_LEASE_MARGIN   10000
+#define NGX_HTTP_SA_EXTRACT_MAX    700
 
 #define NGX_HTTP_SA_UNAVAILABLE                                              \
     "Sorry, I can't answer right now. Please try again in a moment."
@@ -43,6 +48,9 @@ typedef struct {
     ngx_http_sa_out_t          out;
     ngx_http_sa_llm_t          llm;
 
+    ngx_http_sa_kb_results_t   kb;         /* retrieved sources */
+    uint32_t                   cite;       /* bit n: source n+1 is cited */
+
     u_char                    *text;       /* reply text not yet streamed */
     size_t                     text_len;
     size_t                     text_cap;
@@ -56,6 +64,7 @@ typedef struct {
     unsigned                   created:1;  /* new conversation */
     unsigned                   turn_open:1;
     unsigned                   done:1;
+    unsigned                   grounded:1; /* the KB was asked */
 } ngx_http_sa_ctx_t;
 
 
@@ -75,6 +84,20 @@ static ngx_int_t ngx_http_sa_chat_keyed_id(ngx_http_request_t *r,
 static ngx_int_t ngx_http_sa_chat_load_history(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx, int64_t now);
 static ngx_int_t ngx_http_sa_chat_meta(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx);
+static ngx_int_t ngx_http_sa_chat_retrieve(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx);
+static ngx_int_t ngx_http_sa_chat_grounded_prompt(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx);
+static void ngx_http_sa_chat_extractive(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx);
+static void ngx_http_sa_chat_cite_markers(ngx_http_sa_ctx_t *ctx,
+    const char *reply, size_t len);
+static int ngx_http_sa_chat_citation_json(ngx_http_sa_ctx_t *ctx,
+    ngx_uint_t i, sa_jw_t *w);
+static int ngx_http_sa_chat_citations_json(ngx_http_sa_ctx_t *ctx,
+    sa_jw_t *w);
+static ngx_int_t ngx_http_sa_chat_citation_events(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx);
 static void ngx_http_sa_chat_text(ngx_http_sa_llm_t *llm, const char *text,
     size_t len);
@@ -403,7 +426,30 @@ ngx_http_sa_chat_begin(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
         ngx_add_timer(&ctx->heartbeat, conf->heartbeat);
     }
 
-    if (conf->llm_url.len == 0) {
+    if (conf->kb.kb != NULL) {
+        rc = ngx_http_sa_chat_retrieve(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (ctx->kb.n == 0) {
+            /* nothing relevant: say so rather than let a model guess */
+            ngx_http_sa_chat_complete(r, ctx, (char *) conf->kb_no_answer.data,
+                                      conf->kb_no_answer.len, "stop", "kb",
+                                      0);
+            return NGX_DONE;
+        }
+
+        if (conf->llm_url.len == 0) {
+            ngx_http_sa_chat_extractive(r, ctx);
+            return NGX_DONE;
+        }
+
+        if (ngx_http_sa_chat_grounded_prompt(r, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (conf->llm_url.len == 0) {
         /* no LLM configured: the deterministic answer */
         ngx_http_sa_chat_complete(r, ctx, (char *) conf->fallback_reply.data,
                                   conf->fallback_reply.len, "stop",
@@ -820,6 +866,284 @@ ngx_http_sa_chat_event(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
 }
 
 
+/*
+ * The customer's message against the knowledge base.  Filters come from
+ * directives, or from the request's "filters" object.
+ */
+
+static ngx_int_t
+ngx_http_sa_chat_retrieve(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
+{
+    ngx_int_t    rc;
+    sa_msg_t    *user;
+    yajl_val     root, v;
+    ngx_uint_t   i;
+    const char  *path[3], *filters[NGX_HTTP_SA_KB_FILTERS];
+
+    root = ctx->req.root;
+
+    for (i = 0; i < NGX_HTTP_SA_KB_FILTERS; i++) {
+        path[0] = "filters";
+        path[1] = ngx_http_sa_kb_filter_names[i];
+        path[2] = NULL;
+
+        v = root ? yajl_tree_get(root, path, yajl_t_string) : NULL;
+        filters[i] = v ? YAJL_GET_STRING(v) : NULL;
+    }
+
+    user = &ctx->msgs[ctx->n_msgs - 1];
+
+    ctx->grounded = 1;
+
+    rc = ngx_http_sa_kb_retrieve(r, &ctx->conf->kb, user->content,
+                                 user->content_len, ctx->conf->kb.top_k,
+                                 filters, &ctx->kb);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* NGX_DECLINED: the KB cannot be read (logged); no sources */
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "support agent: %ui sources for conversation \"%V\"",
+                   ctx->kb.n, &ctx->conversation_id);
+
+    return NGX_OK;
+}
+
+
+/* the location's system prompt, how to use sources, and the sources */
+
+static ngx_int_t
+ngx_http_sa_chat_grounded_prompt(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx)
+{
+    u_char                   *p;
+    size_t                    len;
+    ngx_uint_t                i;
+    sa_kb_chunk_t            *c;
+    ngx_http_sa_loc_conf_t   *conf;
+
+    conf = ctx->conf;
+
+    len = conf->system_prompt.len + 2 + conf->kb_prompt.len
+          + sizeof("\n\nSources:\n") - 1;
+
+    for (i = 0; i < ctx->kb.n; i++) {
+        c = &ctx->kb.results[i].chunk;
+        len += sizeof("\n[] \xe2\x80\x94 \n") - 1 + NGX_INT_T_LEN
+               + ngx_strlen(c->title) + ngx_strlen(c->section) + c->text_len
+               + sizeof(" (may be out of date)") - 1 + 1;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->llm.system_prompt.data = p;
+
+    p = ngx_cpymem(p, conf->system_prompt.data, conf->system_prompt.len);
+    *p++ = '\n';
+    *p++ = '\n';
+    p = ngx_cpymem(p, conf->kb_prompt.data, conf->kb_prompt.len);
+    p = ngx_cpymem(p, "\n\nSources:\n", sizeof("\n\nSources:\n") - 1);
+
+    for (i = 0; i < ctx->kb.n; i++) {
+        c = &ctx->kb.results[i].chunk;
+
+        p = ngx_sprintf(p, "\n[%ui] %s", i + 1, c->title);
+
+        if (c->section[0]) {
+            p = ngx_sprintf(p, " \xe2\x80\x94 %s", c->section);
+        }
+
+        if (ctx->kb.results[i].stale) {
+            p = ngx_cpymem(p, " (may be out of date)",
+                           sizeof(" (may be out of date)") - 1);
+        }
+
+        *p++ = '\n';
+        p = ngx_cpymem(p, c->text, c->text_len);
+        *p++ = '\n';
+    }
+
+    ctx->llm.system_prompt.len = p - ctx->llm.system_prompt.data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Without an LLM (or with it down): the best source's text, cut at a
+ * paragraph or sentence end, cited.
+ */
+
+static void
+ngx_http_sa_chat_extractive(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
+{
+    size_t          len, cut;
+    const char     *text;
+    sa_kb_chunk_t  *c;
+
+    c = &ctx->kb.results[0].chunk;
+    text = c->text;
+    len = c->text_len;
+
+    while (len && (*text == '\n' || *text == ' ')) {
+        text++;
+        len--;
+    }
+
+    if (len > NGX_HTTP_SA_EXTRACT_MAX) {
+        len = sa_utf8_complete_prefix((const unsigned char *) text,
+                                      NGX_HTTP_SA_EXTRACT_MAX);
+
+        for (cut = len; cut > len / 2; cut--) {
+            if (text[cut - 1] == '\n' && text[cut - 2] == '\n') {
+                break;
+            }
+        }
+
+        if (cut == len / 2) {
+            for (cut = len; cut > len / 2; cut--) {
+                if (text[cut - 1] == '.' && text[cut] == ' ') {
+                    break;
+                }
+            }
+        }
+
+        if (cut > len / 2) {
+            len = cut;
+        }
+    }
+
+    while (len && (text[len - 1] == '\n' || text[len - 1] == ' ')) {
+        len--;
+    }
+
+    ctx->cite = 1;
+
+    ngx_http_sa_chat_complete(r, ctx, text, len, "stop", "kb", 0);
+}
+
+
+/* the sources the reply refers to as [n]; all of them if it names none */
+
+static void
+ngx_http_sa_chat_cite_markers(ngx_http_sa_ctx_t *ctx, const char *reply,
+    size_t len)
+{
+    size_t      i;
+    ngx_uint_t  n;
+
+    ctx->cite = 0;
+
+    for (i = 0; i + 2 < len; i++) {
+        if (reply[i] != '[' || reply[i + 1] < '1' || reply[i + 1] > '9') {
+            continue;
+        }
+
+        n = reply[i + 1] - '0';
+
+        if (reply[i + 2] >= '0' && reply[i + 2] <= '9' && i + 3 < len) {
+            n = n * 10 + reply[i + 2] - '0';
+            i++;
+        }
+
+        if (reply[i + 2] == ']' && n <= ctx->kb.n) {
+            ctx->cite |= 1u << (n - 1);
+        }
+    }
+
+    if (ctx->cite == 0) {
+        ctx->cite = (uint32_t) ((1ull << ctx->kb.n) - 1);
+    }
+}
+
+
+static int
+ngx_http_sa_chat_citation_json(ngx_http_sa_ctx_t *ctx, ngx_uint_t i,
+    sa_jw_t *w)
+{
+    sa_kb_chunk_t  *c;
+
+    c = &ctx->kb.results[i].chunk;
+
+    if (sa_jw_open(w) != SA_OK
+        || sa_jw_kint(w, "index", (long long) i + 1) != SA_OK
+        || sa_jw_kstr(w, "document", c->doc_id, ngx_strlen(c->doc_id))
+           != SA_OK
+        || sa_jw_kstr(w, "title", c->title, ngx_strlen(c->title)) != SA_OK
+        || sa_jw_kstr(w, "section", c->section, ngx_strlen(c->section))
+           != SA_OK
+        || sa_jw_kstr(w, "url", c->url, ngx_strlen(c->url)) != SA_OK
+        || sa_jw_kbool(w, "stale", ctx->kb.results[i].stale) != SA_OK
+        || sa_jw_close(w) != SA_OK)
+    {
+        return SA_ERROR;
+    }
+
+    return SA_OK;
+}
+
+
+static int
+ngx_http_sa_chat_citations_json(ngx_http_sa_ctx_t *ctx, sa_jw_t *w)
+{
+    ngx_uint_t  i;
+
+    if (sa_jw_key(w, "citations") != SA_OK
+        || sa_jw_array_open(w) != SA_OK)
+    {
+        return SA_ERROR;
+    }
+
+    for (i = 0; i < ctx->kb.n; i++) {
+        if ((ctx->cite & (1u << i))
+            && ngx_http_sa_chat_citation_json(ctx, i, w) != SA_OK)
+        {
+            return SA_ERROR;
+        }
+    }
+
+    return sa_jw_array_close(w);
+}
+
+
+static ngx_int_t
+ngx_http_sa_chat_citation_events(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx)
+{
+    sa_jw_t     *w;
+    ngx_int_t    rc;
+    ngx_uint_t   i;
+
+    rc = NGX_OK;
+
+    for (i = 0; i < ctx->kb.n && rc != NGX_ERROR; i++) {
+        if (!(ctx->cite & (1u << i))) {
+            continue;
+        }
+
+        w = sa_jw_new();
+        if (w == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_sa_chat_citation_json(ctx, i, w) != SA_OK) {
+            sa_jw_free(w);
+            return NGX_ERROR;
+        }
+
+        rc = ngx_http_sa_chat_event(r, ctx, "citation", w);
+    }
+
+    return rc;
+}
+
+
 static void
 ngx_http_sa_chat_llm_done(ngx_http_sa_llm_t *llm, ngx_int_t rc)
 {
@@ -841,6 +1165,13 @@ ngx_http_sa_chat_llm_done(ngx_http_sa_llm_t *llm, ngx_int_t rc)
                                   llm->stream.finish_reason[0]
                                   ? llm->stream.finish_reason : "stop",
                                   "llm", 1);
+
+    } else if (ctx->kb.n && !llm->delivered) {
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "support agent: answering conversation \"%V\" from "
+                      "the knowledge base without the LLM",
+                      &ctx->conversation_id);
+        ngx_http_sa_chat_extractive(r, ctx);
 
     } else {
         ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_BAD_GATEWAY,
@@ -898,6 +1229,10 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
 
     ctx->turn_open = 0;
 
+    if (ngx_strcmp(source, "llm") == 0 && ctx->kb.n) {
+        ngx_http_sa_chat_cite_markers(ctx, reply, len);
+    }
+
     w = sa_jw_new();
     if (w == NULL) {
         ngx_http_sa_chat_finalize(r, ctx, NGX_ERROR);
@@ -909,6 +1244,8 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
                       (char *) ctx->conversation_id.data,
                       ctx->conversation_id.len) != SA_OK
         || (!ctx->sse && sa_jw_kstr(w, "reply", reply, len) != SA_OK)
+        || (!ctx->sse && ctx->grounded
+            && ngx_http_sa_chat_citations_json(ctx, w) != SA_OK)
         || sa_jw_kstr(w, "finish_reason", finish_reason,
                       ngx_strlen(finish_reason)) != SA_OK
         || sa_jw_kstr(w, "source", source, ngx_strlen(source)) != SA_OK
@@ -936,6 +1273,10 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
 
     } else if (ctx->text_len) {
         out = ngx_http_sa_chat_flush_text(&ctx->llm);
+    }
+
+    if (out != NGX_ERROR) {
+        out = ngx_http_sa_chat_citation_events(r, ctx);
     }
 
     if (out != NGX_ERROR) {

@@ -55,8 +55,14 @@ ngx_http_sa_llm_start(ngx_http_sa_llm_t *llm, const sa_msg_t *msgs,
     ngx_memzero(&params, sizeof(sa_llm_params_t));
 
     params.model = (char *) conf->llm_model.data;
-    params.system_prompt = (char *) conf->system_prompt.data;
-    params.system_prompt_len = conf->system_prompt.len;
+    if (llm->system_prompt.len) {
+        params.system_prompt = (char *) llm->system_prompt.data;
+        params.system_prompt_len = llm->system_prompt.len;
+
+    } else {
+        params.system_prompt = (char *) conf->system_prompt.data;
+        params.system_prompt_len = conf->system_prompt.len;
+    }
     params.max_tokens = conf->llm_max_tokens;
     params.max_tokens_field =
         conf->llm_max_tokens_field == NGX_HTTP_SA_MAX_COMPLETION_TOKENS

@@ -49,6 +49,10 @@ struct ngx_http_sa_llm_s {
     /* no retry once the deadline is near */
     ngx_msec_t                 deadline;
 
+    /* the system prompt for this call (with retrieved sources), or empty
+       for the location's */
+    ngx_str_t                  system_prompt;
+
     /* results */
     sa_llm_stream_t            stream;
     ngx_uint_t                 attempts;

@@ -15,6 +15,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_support_agent_kb.h"
+
 
 #define NGX_HTTP_SA_MAX_TOKENS_FIELD      0
 #define NGX_HTTP_SA_MAX_COMPLETION_TOKENS 1
@@ -25,12 +27,14 @@ typedef struct {
     size_t                     store_max_size;
     ngx_flag_t                 store_sync;
     ngx_uint_t                 llm_keepalive;  /* idle LLM connections kept */
+    ngx_array_t                kbs;            /* ngx_http_sa_kb_t * */
     ngx_uint_t                 used;        /* a location has support_agent */
 } ngx_http_sa_main_conf_t;
 
 
 typedef struct {
     ngx_flag_t                 enable;
+    ngx_flag_t                 search;      /* support_agent_search */
 
     ngx_str_t                  llm_url;     /* full chat completions URL */
     ngx_str_t                  llm_model;
@@ -46,6 +50,10 @@ typedef struct {
 
     ngx_str_t                  system_prompt;
     ngx_str_t                  fallback_reply;
+
+    ngx_http_sa_kb_conf_t      kb;
+    ngx_str_t                  kb_prompt;   /* how to use the sources */
+    ngx_str_t                  kb_no_answer;
 
     /* binds the conversation to a value from nginx (a session) */
     ngx_http_complex_value_t  *conversation_key;

@@ -119,6 +119,24 @@ sub store_dir {
     return $STORE_DIR;
 }
 
+# The sample help center as a knowledge base, built by `make kb` (or here,
+# when the file is missing and kb-build has been built).
+sub sample_kb {
+    my $kb = $ENV{SA_TEST_KB} || "$REPO/build/kb/helpcenter.kb";
+    unless (-f $kb) {
+        my $kb_build = "$REPO/build/kb-build";
+        if (-x $kb_build) {
+            mkdir "$REPO/build/kb";
+            # quiet: its report would land in the TAP stream
+            system(qq{"$kb_build" index --out "$kb" }
+                   . qq{--markdown "$REPO/kb-build/sample-helpcenter" }
+                   . qq{>/dev/null 2>&1}) == 0
+                or warn "SupportAgent::Test: kb-build failed\n";
+        }
+    }
+    return $kb;
+}
+
 sub load_module_preprocessor {
     my $block = shift;
     my $main = $block->main_config;
@@ -147,6 +165,7 @@ sub import {
     $ENV{TEST_NGINX_LLM_URL} = "http://127.0.0.1:$LLM_PORT/v1" if defined $LLM_PORT;
     $ENV{TEST_NGINX_LLM_KEY} = $opt{require_key} if defined $opt{require_key};
     $ENV{TEST_NGINX_STORE_DIR} = store_dir();
+    $ENV{TEST_NGINX_KB} = sample_kb();
     unless ($REGISTERED) {
         my $add = Test::Nginx::Socket->can('add_block_preprocessor')
             || (defined &Test::Nginx::Util::add_block_preprocessor && \&Test::Nginx::Util::add_block_preprocessor)

@@ -1,0 +1,459 @@
+
+/*
+ * Copyright (C) ngx_support_agent authors
+ *
+ * kb-build search: a TREC run of queries against a KB, searched exactly as
+ * the module searches (sa_kb_search_bm25()), with latency figures; kb-build
+ * stats: what a KB file holds.
+ */
+
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "kb_build.h"
+#include "sa_json.h"
+#include "sa_kb.h"
+#include "sa_utf8.h"
+
+
+typedef struct {
+    char      *id;
+    char      *text;
+} kb_query_t;
+
+
+static int kb_read_queries(const char *file, kb_query_t **queries,
+    size_t *n);
+static int kb_run_query(sa_kb_t *kb, kb_query_t *q, size_t k,
+    size_t chunk_k, float k1, float b, const char *tag, sa_kb_hit_t *hits,
+    char **seen, double *us);
+static int kb_double_cmp(const void *one, const void *two);
+
+
+int
+kb_search(int argc, char **argv)
+{
+    int          i, rc;
+    char         err[1024], **seen;
+    long         k, chunk_k, repeat, r;
+    float        k1, b;
+    double      *lat, us;
+    size_t       nq, q, nlat, j;
+    sa_kb_t     *kb;
+    const char  *path, *queries_file, *tag, *opt;
+    kb_query_t  *queries;
+    sa_kb_hit_t *hits;
+
+    path = NULL;
+    queries_file = NULL;
+    tag = "kb-build";
+    k = 100;
+    chunk_k = -1;
+    repeat = 1;
+    k1 = -1;
+    b = -1;
+
+    for (i = 1; i < argc; i++) {
+        opt = argv[i];
+
+        if (i + 1 >= argc) {
+            kb_usage("search: %s needs a value", opt);
+            return KB_EXIT_USAGE;
+        }
+
+        if (strcmp(opt, "--kb") == 0) {
+            path = argv[++i];
+
+        } else if (strcmp(opt, "--queries") == 0) {
+            queries_file = argv[++i];
+
+        } else if (strcmp(opt, "--tag") == 0) {
+            tag = argv[++i];
+
+        } else if (strcmp(opt, "--k") == 0) {
+            k = kb_number(argv[++i]);
+
+        } else if (strcmp(opt, "--chunk-k") == 0) {
+            chunk_k = kb_number(argv[++i]);
+
+        } else if (strcmp(opt, "--repeat") == 0) {
+            repeat = kb_number(argv[++i]);
+
+        } else if (strcmp(opt, "--k1") == 0) {
+            k1 = strtof(argv[++i], NULL);
+
+        } else if (strcmp(opt, "--b") == 0) {
+            b = strtof(argv[++i], NULL);
+
+        } else {
+            kb_usage("search: unknown option \"%s\"", opt);
+            return KB_EXIT_USAGE;
+        }
+    }
+
+    if (path == NULL || queries_file == NULL) {
+        kb_usage("search: --kb PATH and --queries FILE are required");
+        return KB_EXIT_USAGE;
+    }
+
+    if (k < 1 || k > 100000 || repeat < 1 || repeat > 1000
+        || chunk_k == 0 || chunk_k > 1000000)
+    {
+        kb_usage("search: --k is 1..100000, --chunk-k 1..1000000, "
+                 "--repeat 1..1000");
+        return KB_EXIT_USAGE;
+    }
+
+    if (chunk_k < 0) {
+        chunk_k = k;
+    }
+
+    if (!(k1 < 0 || k1 <= 100) || !(b < 0 || b <= 1)) {
+        kb_usage("search: --k1 is 0..100, --b 0..1");
+        return KB_EXIT_USAGE;
+    }
+
+    if (sa_kb_open(&kb, path, err, sizeof(err)) != SA_OK) {
+        kb_error("%s", err);
+        return KB_EXIT_FAIL;
+    }
+
+    if (kb_read_queries(queries_file, &queries, &nq) != 0) {
+        sa_kb_close(kb);
+        return KB_EXIT_FAIL;
+    }
+
+    hits = malloc((size_t) chunk_k * sizeof(sa_kb_hit_t));
+    seen = calloc((size_t) chunk_k + 1, sizeof(char *));
+    lat = malloc((nq * (size_t) repeat + 1) * sizeof(double));
+
+    if (hits == NULL || seen == NULL || lat == NULL) {
+        kb_error("out of memory");
+        rc = KB_EXIT_FAIL;
+        goto done;
+    }
+
+    rc = KB_EXIT_OK;
+    nlat = 0;
+
+    /* the run is printed once; later rounds only time the searches */
+
+    for (r = 0; r < repeat && rc == KB_EXIT_OK; r++) {
+        for (q = 0; q < nq; q++) {
+            if (kb_run_query(kb, &queries[q], (size_t) k, (size_t) chunk_k,
+                             k1, b, r == 0 ? tag : NULL, hits, seen, &us)
+                != 0)
+            {
+                rc = KB_EXIT_FAIL;
+                break;
+            }
+
+            lat[nlat++] = us;
+        }
+    }
+
+    if (rc == KB_EXIT_OK && nlat > 0) {
+        qsort(lat, nlat, sizeof(double), kb_double_cmp);
+
+        fprintf(stderr, "kb-build search: %zu queries x %ld, k %ld: "
+                "p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us\n",
+                nq, repeat, chunk_k, lat[nlat / 2], lat[nlat * 90 / 100],
+                lat[nlat * 99 / 100], lat[nlat - 1]);
+    }
+
+done:
+
+    for (j = 0; j < nq; j++) {
+        free(queries[j].id);
+        free(queries[j].text);
+    }
+
+    free(queries);
+    free(hits);
+    free(seen);
+    free(lat);
+    sa_kb_close(kb);
+
+    if (fflush(stdout) != 0) {
+        kb_error("stdout: %s", strerror(errno));
+        rc = KB_EXIT_FAIL;
+    }
+
+    return rc;
+}
+
+
+/*
+ * One query: the chunks' search, timed; then, when tag is given, the run's
+ * lines for the documents, each scored as its best chunk (hits come best
+ * first, so a document's first hit is its best).
+ */
+
+static int
+kb_run_query(sa_kb_t *kb, kb_query_t *q, size_t k, size_t chunk_k,
+    float k1, float b, const char *tag, sa_kb_hit_t *hits, char **seen,
+    double *us)
+{
+    int            rc;
+    double         start;
+    size_t         n, i, j, rank;
+    sa_kb_chunk_t  c;
+
+    start = kb_now();
+
+    rc = sa_kb_search_bm25(kb, q->text, strlen(q->text), NULL, k1, b,
+                           chunk_k, hits, &n);
+
+    *us = (kb_now() - start) * 1e6;
+
+    if (rc != SA_OK) {
+        kb_error("query \"%s\": %s", q->id, sa_kb_last_error(kb));
+        return -1;
+    }
+
+    if (tag == NULL) {
+        return 0;
+    }
+
+    rank = 0;
+
+    for (i = 0; i < n && rank < k; i++) {
+        if (sa_kb_chunk(kb, hits[i].chunk, &c) != SA_OK) {
+            kb_error("chunk %u: %s", hits[i].chunk, sa_kb_last_error(kb));
+            rc = -1;
+            break;
+        }
+
+        for (j = 0; j < rank; j++) {
+            if (strcmp(seen[j], c.doc_id) == 0) {
+                break;
+            }
+        }
+
+        if (j < rank) {
+            sa_kb_chunk_free(&c);
+            continue;
+        }
+
+        seen[rank++] = c.doc_id;
+        c.doc_id = NULL;
+        sa_kb_chunk_free(&c);
+
+        printf("%s Q0 %s %zu %.6f %s\n", q->id, seen[rank - 1], rank,
+               hits[i].score, tag);
+    }
+
+    for (j = 0; j < rank; j++) {
+        free(seen[j]);
+        seen[j] = NULL;
+    }
+
+    return rc;
+}
+
+
+static int
+kb_read_queries(const char *file, kb_query_t **queries, size_t *n)
+{
+    int          rc;
+    char        *line, err[256], num[32];
+    long         ln;
+    FILE        *f;
+    size_t       cap, qcap, j;
+    ssize_t      len;
+    yajl_val     root, v;
+    kb_query_t  *qs, *p;
+    const char  *path[2];
+
+    *queries = NULL;
+    *n = 0;
+
+    f = fopen(file, "rb");
+    if (f == NULL) {
+        kb_error("--queries \"%s\": %s", file, strerror(errno));
+        return -1;
+    }
+
+    line = NULL;
+    cap = 0;
+    qs = NULL;
+    qcap = 0;
+    ln = 0;
+    rc = 0;
+
+    while ((len = getline(&line, &cap, f)) != -1) {
+        ln++;
+
+        for (j = 0; j < (size_t) len; j++) {
+            if (line[j] != ' ' && line[j] != '\t' && line[j] != '\r'
+                && line[j] != '\n')
+            {
+                break;
+            }
+        }
+
+        if (j == (size_t) len) {
+            continue;
+        }
+
+        if (!sa_utf8_valid((unsigned char *) line, (size_t) len)) {
+            kb_error("%s:%ld: not valid UTF-8", file, ln);
+            rc = -1;
+            break;
+        }
+
+        root = sa_json_tree_parse(line, (size_t) len, err, sizeof(err));
+        if (root == NULL) {
+            kb_error("%s:%ld: invalid JSON: %s", file, ln, err);
+            rc = -1;
+            break;
+        }
+
+        if (*n == qcap) {
+            qcap = qcap ? qcap * 2 : 256;
+
+            p = realloc(qs, qcap * sizeof(kb_query_t));
+            if (p == NULL) {
+                yajl_tree_free(root);
+                kb_error("out of memory");
+                rc = -1;
+                break;
+            }
+
+            qs = p;
+        }
+
+        p = &qs[*n];
+        memset(p, 0, sizeof(kb_query_t));
+
+        path[1] = NULL;
+        path[0] = "_id";
+        v = yajl_tree_get(root, path, yajl_t_any);
+
+        if (v != NULL && YAJL_IS_STRING(v)) {
+            p->id = strdup(v->u.string);
+
+        } else if (v != NULL && YAJL_IS_INTEGER(v)) {
+            snprintf(num, sizeof(num), "%lld", YAJL_GET_INTEGER(v));
+            p->id = strdup(num);
+        }
+
+        path[0] = "text";
+        v = yajl_tree_get(root, path, yajl_t_string);
+
+        if (v != NULL) {
+            p->text = strdup(v->u.string);
+        }
+
+        yajl_tree_free(root);
+        (*n)++;
+
+        if (p->id == NULL || p->id[0] == '\0' || p->text == NULL) {
+            kb_error("%s:%ld: needs \"_id\" and \"text\" strings", file, ln);
+            rc = -1;
+            break;
+        }
+    }
+
+    if (rc == 0 && ferror(f)) {
+        kb_error("%s: %s", file, strerror(errno));
+        rc = -1;
+    }
+
+    free(line);
+    fclose(f);
+
+    *queries = qs;
+
+    return rc;
+}
+
+
+static int
+kb_double_cmp(const void *one, const void *two)
+{
+    double  a, b;
+
+    a = *(const double *) one;
+    b = *(const double *) two;
+
+    return (a > b) - (a < b);
+}
+
+
+/* ------------------------------------------------------------------ */
+/* stats                                                               */
+
+
+int
+kb_stats(int argc, char **argv)
+{
+    int           i, rc;
+    char          err[1024], value[256];
+    sa_kb_t      *kb;
+    const char   *path;
+    struct stat   st;
+
+    static const char  *names[] = {
+        "format", "builder", "language", "k1", "b", "docs", "chunks",
+        "tokens", "terms", "next_chunk", "built_ms", "max_chars", "overlap",
+        "embed_model", "embed_dim", "embed_encoding", NULL
+    };
+
+    path = NULL;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--kb") == 0 && i + 1 < argc) {
+            path = argv[++i];
+
+        } else {
+            kb_usage("stats: unknown option \"%s\"", argv[i]);
+            return KB_EXIT_USAGE;
+        }
+    }
+
+    if (path == NULL) {
+        kb_usage("stats: --kb PATH is required");
+        return KB_EXIT_USAGE;
+    }
+
+    if (sa_kb_open(&kb, path, err, sizeof(err)) != SA_OK) {
+        kb_error("%s", err);
+        return KB_EXIT_FAIL;
+    }
+
+    printf("file %s\n", path);
+
+    if (stat(path, &st) == 0) {
+        printf("bytes %lld\n", (long long) st.st_size);
+    }
+
+    rc = KB_EXIT_OK;
+
+    for (i = 0; names[i] != NULL; i++) {
+        switch (sa_kb_meta(kb, names[i], value, sizeof(value))) {
+
+        case SA_OK:
+            printf("%s %s\n", names[i], value);
+            break;
+
+        case SA_NOT_FOUND:
+            break;
+
+        default:
+            kb_error("%s", sa_kb_last_error(kb));
+            rc = KB_EXIT_FAIL;
+            break;
+        }
+    }
+
+    sa_kb_close(kb);
+
+    return rc;
+}
