@@ -328,6 +328,9 @@ static int sa_kb_writer_relink(sa_kb_writer_t *w, uint32_t chunk,
     const sa_kb_chunk_rec_t *rec, const sa_kb_str_t *owner);
 static int sa_kb_writer_unref(sa_kb_writer_t *w,
     const unsigned char *hash, const char *id, size_t len);
+static int sa_kb_writer_refs_without(sa_kb_writer_t *w,
+    const unsigned char *hash, const char *id, size_t len, uint32_t *owner,
+    sa_kb_str_t **refs, size_t *n, size_t *m);
 static int sa_kb_writer_hash_value(sa_kb_writer_t *w,
     const unsigned char *hash, uint32_t owner, const sa_kb_str_t *refs,
     size_t n);
@@ -2922,7 +2925,7 @@ sa_kb_writer_relink(sa_kb_writer_t *w, uint32_t chunk,
     const sa_kb_chunk_rec_t *rec, const sa_kb_str_t *owner)
 {
     int                rc;
-    size_t             i, n, m;
+    size_t             n, m;
     MDB_val            key, val;
     uint32_t           e, id, old;
     unsigned char      k[4];
@@ -3004,36 +3007,11 @@ sa_kb_writer_relink(sa_kb_writer_t *w, uint32_t chunk,
 
     /* the new owner leaves the list of those that share the text */
 
-    key.mv_data = (void *) rec->hash;
-    key.mv_size = SA_KB_HASH_SIZE;
-
-    rc = mdb_get(w->txn, w->hashes, &key, &val);
-    if (rc != MDB_SUCCESS) {
-        return sa_kb_writer_lmdb(w, "mdb_get", rc);
-    }
-
-    w->rec2.len = 0;
-
-    if (sa_kb_buf_add(&w->rec2, val.mv_data, val.mv_size) != SA_OK) {
-        sa_kb_werror(w, "out of memory");
-        return SA_ERROR;
-    }
-
-    val.mv_data = w->rec2.data;
-
-    if (sa_kb_writer_parse_refs(&val, &old, &refs, &n) != SA_OK) {
-        sa_kb_werror(w, "out of memory");
-        return SA_ERROR;
-    }
-
-    for (i = 0, m = 0; i < n; i++) {
-        if (refs[i].len == owner->len
-            && memcmp(refs[i].data, owner->data, owner->len) == 0)
-        {
-            continue;
-        }
-
-        refs[m++] = refs[i];
+    rc = sa_kb_writer_refs_without(w, rec->hash, owner->data, owner->len,
+                                   &old, &refs, &n, &m);
+    if (rc != SA_OK) {
+        return rc == SA_NOT_FOUND
+               ? sa_kb_writer_lmdb(w, "mdb_get", MDB_NOTFOUND) : rc;
     }
 
     rc = sa_kb_writer_hash_value(w, rec->hash, chunk, refs, m);
@@ -3057,43 +3035,13 @@ sa_kb_writer_unref(sa_kb_writer_t *w, const unsigned char *hash,
     const char *id, size_t len)
 {
     int           rc;
-    size_t        i, n, m;
-    MDB_val       key, val;
+    size_t        n, m;
     uint32_t      owner;
     sa_kb_str_t  *refs;
 
-    key.mv_data = (void *) hash;
-    key.mv_size = SA_KB_HASH_SIZE;
-
-    rc = mdb_get(w->txn, w->hashes, &key, &val);
-    if (rc == MDB_NOTFOUND) {
-        return SA_OK;
-    }
-
-    if (rc != MDB_SUCCESS) {
-        return sa_kb_writer_lmdb(w, "mdb_get", rc);
-    }
-
-    w->rec2.len = 0;
-
-    if (sa_kb_buf_add(&w->rec2, val.mv_data, val.mv_size) != SA_OK) {
-        sa_kb_werror(w, "out of memory");
-        return SA_ERROR;
-    }
-
-    val.mv_data = w->rec2.data;
-
-    if (sa_kb_writer_parse_refs(&val, &owner, &refs, &n) != SA_OK) {
-        sa_kb_werror(w, "out of memory");
-        return SA_ERROR;
-    }
-
-    for (i = 0, m = 0; i < n; i++) {
-        if (refs[i].len == len && memcmp(refs[i].data, id, len) == 0) {
-            continue;
-        }
-
-        refs[m++] = refs[i];
+    rc = sa_kb_writer_refs_without(w, hash, id, len, &owner, &refs, &n, &m);
+    if (rc != SA_OK) {
+        return rc == SA_NOT_FOUND ? SA_OK : rc;
     }
 
     rc = SA_OK;
@@ -3105,6 +3053,61 @@ sa_kb_writer_unref(sa_kb_writer_t *w, const unsigned char *hash,
     free(refs);
 
     return rc;
+}
+
+
+/*
+ * The record of hash, parsed: its owner chunk and the documents sharing the
+ * text, without document id.  *n is the count before, *m after; the caller
+ * frees *refs.  SA_NOT_FOUND when the hash has no record.
+ */
+
+static int
+sa_kb_writer_refs_without(sa_kb_writer_t *w, const unsigned char *hash,
+    const char *id, size_t len, uint32_t *owner, sa_kb_str_t **refs,
+    size_t *n, size_t *m)
+{
+    int       rc;
+    size_t    i;
+    MDB_val   key, val;
+
+    key.mv_data = (void *) hash;
+    key.mv_size = SA_KB_HASH_SIZE;
+
+    rc = mdb_get(w->txn, w->hashes, &key, &val);
+    if (rc == MDB_NOTFOUND) {
+        return SA_NOT_FOUND;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return sa_kb_writer_lmdb(w, "mdb_get", rc);
+    }
+
+    /* a copy: the caller writes the hash record again */
+
+    w->rec2.len = 0;
+
+    if (sa_kb_buf_add(&w->rec2, val.mv_data, val.mv_size) != SA_OK) {
+        sa_kb_werror(w, "out of memory");
+        return SA_ERROR;
+    }
+
+    val.mv_data = w->rec2.data;
+
+    if (sa_kb_writer_parse_refs(&val, owner, refs, n) != SA_OK) {
+        sa_kb_werror(w, "out of memory");
+        return SA_ERROR;
+    }
+
+    for (i = 0, *m = 0; i < *n; i++) {
+        if ((*refs)[i].len == len && memcmp((*refs)[i].data, id, len) == 0) {
+            continue;
+        }
+
+        (*refs)[(*m)++] = (*refs)[i];
+    }
+
+    return SA_OK;
 }
 
 
