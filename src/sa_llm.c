@@ -960,7 +960,10 @@ sa_llm_fail_error(sa_llm_stream_t *s, yajl_val root)
 {
     char  msg[200], code[48];
 
-    if (!sa_llm_error_tree(root, msg, sizeof(msg), code, sizeof(code))) {
+    /* a blank message says nothing either */
+    if (!sa_llm_error_tree(root, msg, sizeof(msg), code, sizeof(code))
+        || msg[0] == '\0')
+    {
         snprintf(msg, sizeof(msg), "error without a message");
     }
 
@@ -1063,8 +1066,11 @@ sa_llm_error_parse(const char *body, size_t len, char *msg, size_t msglen,
         return;
     }
 
-    if (!sa_llm_error_tree(root, msg, msglen, code, codelen)) {
-        /* JSON of a shape we do not know: the body itself tells most */
+    if (!sa_llm_error_tree(root, msg, msglen, code, codelen)
+        || msg[0] == '\0')
+    {
+        /* JSON of a shape we do not know, or a blank message: the body
+           itself tells most */
         sa_llm_oneline(msg, msglen, body, len);
     }
 
