@@ -93,17 +93,39 @@ suites: build
 	TEST_NGINX_RANDOMIZE=1 prove -I$(TOP)/t/lib -j$(PROVE_JOBS) -r t/
 	@$(MAKE) --no-print-directory validate-requests
 
-# every request the module sent to the test LLM, against the published
-# schema (strict: no key the spec does not name)
+# every request the module sent to the test servers, against the published
+# schemas (strict: no key the spec does not name). t/llm_server.py records
+# <test>/NNNNNN.json (chat); t/kb_server.py records <test>-kb/NNNNNN-<service>.json,
+# checked against the $defs its service names (embeddings: openai
+# CreateEmbeddingRequest, embed / rerank-tei: tei EmbedRequest / RerankRequest,
+# qdrant-<op>: qdrant req.<op>; rerank-cohere has no published schema)
 validate-requests:
 	@if [ -f $(SHARED)/tools/validate.py ]; then \
-	    n=$$(find $(RECORDED) -name '*.json' | wc -l); \
-	    find $(RECORDED) -name '*.json' -print0 | xargs -0 \
+	    n=$$(find $(RECORDED) -name '[0-9][0-9][0-9][0-9][0-9][0-9].json' | wc -l); \
+	    find $(RECORDED) -name '[0-9][0-9][0-9][0-9][0-9][0-9].json' -print0 | xargs -0 \
 	        /usr/bin/python3 $(SHARED)/tools/validate.py --strict \
 	        $(SHARED)/specs/bundles/openai.schema.json \
 	        CreateChatCompletionRequest > $(BUILD)/validate.log 2>&1 \
 	    && echo "validate.py: $$n recorded LLM requests valid (strict)" \
 	    || { cat $(BUILD)/validate.log; exit 1; }; \
+	    k=0; : > $(BUILD)/validate-kb.log; \
+	    for svc in $$(find $(RECORDED) -name '[0-9][0-9][0-9][0-9][0-9][0-9]-*.json' \
+	                  | sed 's|.*/[0-9]*-||; s|[.]json$$||' | sort -u); do \
+	        case $$svc in \
+	            embeddings) b=openai d=CreateEmbeddingRequest;; \
+	            embed) b=tei d=EmbedRequest;; \
+	            rerank-tei) b=tei d=RerankRequest;; \
+	            qdrant-*) b=qdrant d=req.$${svc#qdrant-};; \
+	            *) continue;; \
+	        esac; \
+	        pat="[0-9][0-9][0-9][0-9][0-9][0-9]-$$svc.json"; \
+	        k=$$((k + $$(find $(RECORDED) -name "$$pat" | wc -l))); \
+	        find $(RECORDED) -name "$$pat" -print0 | xargs -0 \
+	            /usr/bin/python3 $(SHARED)/tools/validate.py --strict \
+	            $(SHARED)/specs/bundles/$$b.schema.json $$d >> $(BUILD)/validate-kb.log 2>&1 \
+	        || { cat $(BUILD)/validate-kb.log; exit 1; }; \
+	    done; \
+	    echo "validate.py: $$k recorded kb_server requests valid (strict)"; \
 	else \
 	    echo "validate.py: ../shared not found, recorded requests not checked"; \
 	fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""nDCG@10 and recall@100 of a TREC run against TREC/BEIR qrels.
+"""nDCG@10, recall@10 and recall@100 of a TREC run against TREC/BEIR qrels.
 
     retrieval_eval.py QRELS RUN [--json]
 
@@ -84,6 +84,7 @@ def recall(ranking, rels, k):
 def evaluate(qrels, run):
     n = 0
     sum_ndcg = 0.0
+    sum_recall10 = 0.0
     sum_recall = 0.0
     for qid, rels in qrels.items():
         if not any(g > 0 for g in rels.values()):
@@ -91,11 +92,13 @@ def evaluate(qrels, run):
         ranking = ranked(run.get(qid, {}))
         n += 1
         sum_ndcg += ndcg(ranking, rels, 10)
+        sum_recall10 += recall(ranking, rels, 10)
         sum_recall += recall(ranking, rels, 100)
     if n == 0:
-        return {'queries': 0, 'ndcg@10': 0.0, 'recall@100': 0.0}
+        return {'queries': 0, 'ndcg@10': 0.0, 'recall@10': 0.0,
+                'recall@100': 0.0}
     return {'queries': n, 'ndcg@10': sum_ndcg / n,
-            'recall@100': sum_recall / n}
+            'recall@10': sum_recall10 / n, 'recall@100': sum_recall / n}
 
 
 def main():
@@ -106,8 +109,9 @@ def main():
     if '--json' in sys.argv:
         print(json.dumps(res))
     else:
-        print('queries %d  nDCG@10 %.4f  recall@100 %.4f'
-              % (res['queries'], res['ndcg@10'], res['recall@100']))
+        print('queries %d  nDCG@10 %.4f  recall@10 %.4f  recall@100 %.4f'
+              % (res['queries'], res['ndcg@10'], res['recall@10'],
+                 res['recall@100']))
 
 
 if __name__ == '__main__':

@@ -22,6 +22,9 @@
 #include <yajl/yajl_tree.h>
 
 #include "kb_build.h"
+#include "kb_embed.h"
+#include "kb_http.h"
+#include "kb_qdrant.h"
 #include "sa_chunk.h"
 #include "sa_json.h"
 #include "sa_kb.h"
@@ -31,6 +34,9 @@
 #define KB_MAX_CHARS     1500
 #define KB_OVERLAP       200
 #define KB_PROGRESS_S    2.0
+#define KB_EMBED_BATCH   32          /* TEI's max_client_batch_size */
+#define KB_QDRANT_BATCH  64
+#define KB_TIMEOUT       120         /* seconds per HTTP request */
 
 /* metadata a JSONL line may give in "metadata" */
 enum {
@@ -79,7 +85,60 @@ typedef struct {
     long            overlap;
     int             rebuild;
     int             quiet;
+
+    const char     *embed;           /* URL */
+    const char     *embed_model;
+    long            embed_dim;       /* 0: the model's */
+    long            embed_batch;
+    int             embed_int8;
+    const char     *embed_key_env;
+    int             embed_key_given;
+
+    const char     *qdrant;          /* URL */
+    const char     *collection;
+    long            qdrant_batch;
+    const char     *qdrant_key_env;
+    int             qdrant_key_given;
+
+    long            timeout;
+    long            retries;
 } kb_index_conf_t;
+
+/* a document ready to be added: its records and chunks, and with --embed
+   the texts to embed and their vectors */
+typedef struct {
+    kb_doc_t         *src;
+    sa_kb_doc_t       doc;
+    sa_doc_meta_t     meta;
+    sa_chunk_t       *chunks;        /* markdown */
+    size_t            n;
+    char             *area;
+    char             *url;
+    char             *text;          /* jsonl: title "\n" text */
+    sa_kb_wchunk_t   *wc;            /* n of them */
+    char            **input;         /* prefix "\n" text; NULL: white
+                                        space only, not embedded */
+    float            *vec;           /* n * dim, once vectors came */
+    size_t            next;          /* the next chunk to embed */
+    size_t            todo;          /* chunks still waiting for one */
+} kb_prep_t;
+
+/* an index run: the writer, and with --embed the documents waiting for
+   their vectors, in input order (chunk ids follow it) */
+typedef struct {
+    kb_index_conf_t  *conf;
+    sa_kb_writer_t   *w;
+    kb_embed_t       *embed;
+    kb_prep_t       **queue;
+    size_t            head;
+    size_t            tail;
+    size_t            cap;
+    size_t            pending;       /* chunks in the queue to embed */
+    const char      **texts;         /* a batch */
+    size_t           *lens;
+    kb_prep_t       **owner;
+    size_t           *which;
+} kb_run_t;
 
 
 static int kb_index_run(kb_index_conf_t *conf);
@@ -94,9 +153,21 @@ static kb_doc_t *kb_docs_add(kb_docs_t *docs);
 static void kb_docs_free(kb_docs_t *docs);
 static void kb_doc_release(kb_doc_t *d);
 static void kb_hash_doc(kb_doc_t *d, kb_index_conf_t *conf);
-static int kb_add_markdown(sa_kb_writer_t *w, kb_doc_t *d,
-    kb_index_conf_t *conf);
-static int kb_add_jsonl(sa_kb_writer_t *w, kb_doc_t *d);
+static int kb_index_options(int argc, char **argv, kb_index_conf_t *conf);
+static int kb_index_check(kb_index_conf_t *conf);
+static int kb_run_open(kb_run_t *run, char *model, size_t size);
+static void kb_run_close(kb_run_t *run);
+static int kb_run_doc(kb_run_t *run, kb_doc_t *d);
+static int kb_run_embed(kb_run_t *run);
+static int kb_run_flush(kb_run_t *run);
+static kb_prep_t *kb_prepare_markdown(kb_doc_t *d, kb_index_conf_t *conf);
+static kb_prep_t *kb_prepare_jsonl(kb_doc_t *d);
+static int kb_prep_inputs(kb_prep_t *p);
+static int kb_prep_add(sa_kb_writer_t *w, kb_prep_t *p);
+static void kb_prep_free(kb_prep_t *p);
+static void kb_index_report(kb_index_conf_t *conf, kb_run_t *run,
+    sa_kb_writer_stats_t *st, kb_docs_t *docs, double secs);
+static int kb_index_qdrant(kb_index_conf_t *conf);
 static char *kb_concat(const char *a, const char *sep, const char *b);
 static char *kb_url_path(const char *prefix, const char *id);
 
@@ -112,10 +183,50 @@ static const char  kb_usage_text[] =
     "                 [--language english|simple] [--max-chars N]"
     " [--overlap N]\n"
     "                 [--rebuild] [--quiet]\n"
+    "                 [--embed URL [--embed-model NAME] [--embed-dim N]\n"
+    "                  [--embed-batch N] [--embed-int8]"
+    " [--embed-key-env VAR]]\n"
+    "                 [--qdrant URL --collection NAME [--qdrant-batch N]\n"
+    "                  [--qdrant-key-env VAR]]"
+    " [--timeout S] [--retries N]\n"
     "  kb-build search --kb PATH --queries FILE.jsonl [--k 100]"
     " [--chunk-k N]\n"
     "                 [--tag NAME] [--k1 F --b F] [--repeat N]\n"
+    "                 [--strategy plain|auto|long] [--long-words N]"
+    " [--stop 0|1]\n"
+    "                 [--rerank N] [--pairs F]\n"
+    "                 [--reranker none|builtin [--candidates N]"
+    " [--min-relevance F]]\n"
     "  kb-build stats --kb PATH\n";
+
+
+/* --help: the usage, then what the index options of embeddings and Qdrant
+   do (kb-build/README.md has the rest) */
+static const char  kb_help_text[] =
+    "\n"
+    "index, embeddings:\n"
+    "  --embed URL          embed each new or changed chunk (its title and\n"
+    "                       headings, a newline, its text); a URL ending in\n"
+    "                       /embed is TEI's native API, any other is\n"
+    "                       OpenAI-compatible (/embeddings is added unless\n"
+    "                       the URL ends with it)\n"
+    "  --embed-model NAME   the model (required for OpenAI-compatible URLs);\n"
+    "                       recorded in the KB, whose vectors are all redone\n"
+    "                       when it, --embed-dim or --embed-int8 change\n"
+    "  --embed-dim N        ask for N dimensions (\"dimensions\")\n"
+    "  --embed-batch N      texts per request (32)\n"
+    "  --embed-int8         store vectors as int8 with a scale (4x smaller)\n"
+    "  --embed-key-env VAR  the bearer key's variable (OPENAI_API_KEY)\n"
+    "index, Qdrant (after the KB file is written):\n"
+    "  --qdrant URL         copy every chunk to Qdrant (http://host:6333)\n"
+    "  --collection NAME    the collection, created when missing\n"
+    "  --qdrant-batch N     points per upsert (64)\n"
+    "  --qdrant-key-env VAR the api-key's variable (QDRANT_API_KEY)\n"
+    "both:\n"
+    "  --timeout S          seconds per HTTP request (120)\n"
+    "  --retries N          retries of a request that failed for a network\n"
+    "                       error, 408, 429 or 5xx, with backoff and\n"
+    "                       retry-after (3)\n";
 
 
 int
@@ -140,6 +251,7 @@ main(int argc, char **argv)
 
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         fputs(kb_usage_text, stdout);
+        fputs(kb_help_text, stdout);
         return KB_EXIT_OK;
     }
 
@@ -264,25 +376,62 @@ kb_number(const char *s)
 int
 kb_index(int argc, char **argv)
 {
-    int               i;
-    const char       *opt;
-    kb_index_conf_t   conf;
+    int              rc;
+    kb_index_conf_t  conf;
 
     memset(&conf, 0, sizeof(kb_index_conf_t));
     conf.language = "english";
     conf.max_chars = KB_MAX_CHARS;
     conf.overlap = KB_OVERLAP;
+    conf.embed_batch = KB_EMBED_BATCH;
+    conf.embed_key_env = "OPENAI_API_KEY";
+    conf.qdrant_batch = KB_QDRANT_BATCH;
+    conf.qdrant_key_env = "QDRANT_API_KEY";
+    conf.timeout = KB_TIMEOUT;
+    conf.retries = KB_HTTP_RETRIES;
+
+    rc = kb_index_options(argc, argv, &conf);
+    if (rc != KB_EXIT_OK) {
+        return rc;
+    }
+
+    rc = kb_index_check(&conf);
+    if (rc != KB_EXIT_OK) {
+        return rc;
+    }
+
+    rc = kb_index_run(&conf);
+    if (rc != KB_EXIT_OK || conf.qdrant == NULL) {
+        return rc;
+    }
+
+    /* the KB file is written and stays the module's fallback */
+
+    return kb_index_qdrant(&conf);
+}
+
+
+static int
+kb_index_options(int argc, char **argv, kb_index_conf_t *conf)
+{
+    int          i;
+    const char  *opt, *v;
 
     for (i = 1; i < argc; i++) {
         opt = argv[i];
 
         if (strcmp(opt, "--rebuild") == 0) {
-            conf.rebuild = 1;
+            conf->rebuild = 1;
             continue;
         }
 
         if (strcmp(opt, "--quiet") == 0) {
-            conf.quiet = 1;
+            conf->quiet = 1;
+            continue;
+        }
+
+        if (strcmp(opt, "--embed-int8") == 0) {
+            conf->embed_int8 = 1;
             continue;
         }
 
@@ -291,23 +440,60 @@ kb_index(int argc, char **argv)
             return KB_EXIT_USAGE;
         }
 
+        v = argv[++i];
+
         if (strcmp(opt, "--out") == 0) {
-            conf.out = argv[++i];
+            conf->out = v;
 
         } else if (strcmp(opt, "--markdown") == 0) {
-            conf.markdown = argv[++i];
+            conf->markdown = v;
 
         } else if (strcmp(opt, "--jsonl") == 0) {
-            conf.jsonl = argv[++i];
+            conf->jsonl = v;
 
         } else if (strcmp(opt, "--language") == 0) {
-            conf.language = argv[++i];
+            conf->language = v;
 
         } else if (strcmp(opt, "--max-chars") == 0) {
-            conf.max_chars = kb_number(argv[++i]);
+            conf->max_chars = kb_number(v);
 
         } else if (strcmp(opt, "--overlap") == 0) {
-            conf.overlap = kb_number(argv[++i]);
+            conf->overlap = kb_number(v);
+
+        } else if (strcmp(opt, "--embed") == 0) {
+            conf->embed = v;
+
+        } else if (strcmp(opt, "--embed-model") == 0) {
+            conf->embed_model = v;
+
+        } else if (strcmp(opt, "--embed-dim") == 0) {
+            conf->embed_dim = kb_number(v);
+
+        } else if (strcmp(opt, "--embed-batch") == 0) {
+            conf->embed_batch = kb_number(v);
+
+        } else if (strcmp(opt, "--embed-key-env") == 0) {
+            conf->embed_key_env = v;
+            conf->embed_key_given = 1;
+
+        } else if (strcmp(opt, "--qdrant") == 0) {
+            conf->qdrant = v;
+
+        } else if (strcmp(opt, "--collection") == 0) {
+            conf->collection = v;
+
+        } else if (strcmp(opt, "--qdrant-batch") == 0) {
+            conf->qdrant_batch = kb_number(v);
+
+        } else if (strcmp(opt, "--qdrant-key-env") == 0) {
+            conf->qdrant_key_env = v;
+            conf->qdrant_key_given = 1;
+
+        } else if (strcmp(opt, "--timeout") == 0) {
+            conf->timeout = kb_number(v);
+
+        } else if (strcmp(opt, "--retries") == 0) {
+            conf->retries = kb_number(v);
 
         } else {
             kb_usage("index: unknown option \"%s\"", opt);
@@ -315,36 +501,130 @@ kb_index(int argc, char **argv)
         }
     }
 
-    if (conf.out == NULL) {
+    return KB_EXIT_OK;
+}
+
+
+static int
+kb_index_check(kb_index_conf_t *conf)
+{
+    size_t  len;
+
+    if (conf->out == NULL) {
         kb_usage("index: --out PATH is required");
         return KB_EXIT_USAGE;
     }
 
-    if (conf.markdown == NULL && conf.jsonl == NULL) {
+    if (conf->markdown == NULL && conf->jsonl == NULL) {
         kb_usage("index: give --markdown DIR and/or --jsonl FILE");
         return KB_EXIT_USAGE;
     }
 
-    if (strcmp(conf.language, "english") != 0
-        && strcmp(conf.language, "simple") != 0)
+    if (strcmp(conf->language, "english") != 0
+        && strcmp(conf->language, "simple") != 0)
     {
         kb_usage("index: --language is english or simple");
         return KB_EXIT_USAGE;
     }
 
-    if (conf.max_chars < 0 || (conf.max_chars > 0 && conf.max_chars < 64)
-        || conf.max_chars > 1000000)
+    if (conf->max_chars < 0 || (conf->max_chars > 0 && conf->max_chars < 64)
+        || conf->max_chars > 1000000)
     {
         kb_usage("index: --max-chars is 0 (no limit) or 64..1000000");
         return KB_EXIT_USAGE;
     }
 
-    if (conf.overlap < 0 || conf.overlap > 1000000) {
+    if (conf->overlap < 0 || conf->overlap > 1000000) {
         kb_usage("index: --overlap is 0..1000000");
         return KB_EXIT_USAGE;
     }
 
-    return kb_index_run(&conf);
+    if (conf->embed == NULL
+        && (conf->embed_model != NULL || conf->embed_dim != 0
+            || conf->embed_int8 || conf->embed_key_given))
+    {
+        kb_usage("index: --embed-* options need --embed URL");
+        return KB_EXIT_USAGE;
+    }
+
+    if (conf->embed_dim < 0 || conf->embed_dim > 65536) {
+        kb_usage("index: --embed-dim is 1..65536");
+        return KB_EXIT_USAGE;
+    }
+
+    if (conf->embed_batch < 1 || conf->embed_batch > 2048) {
+        kb_usage("index: --embed-batch is 1..2048");
+        return KB_EXIT_USAGE;
+    }
+
+    if (conf->embed != NULL && conf->embed_model == NULL) {
+        len = strlen(conf->embed);
+
+        while (len > 0 && conf->embed[len - 1] == '/') {
+            len--;
+        }
+
+        if (len < 6 || strncmp(conf->embed + len - 6, "/embed", 6) != 0) {
+            kb_usage("index: --embed-model NAME is required for an "
+                     "OpenAI-compatible --embed URL (TEI's /embed needs "
+                     "none)");
+            return KB_EXIT_USAGE;
+        }
+    }
+
+    if ((conf->qdrant == NULL) != (conf->collection == NULL)) {
+        kb_usage("index: --qdrant URL and --collection NAME go together");
+        return KB_EXIT_USAGE;
+    }
+
+    if (conf->qdrant == NULL && (conf->qdrant_key_given
+                                 || conf->qdrant_batch != KB_QDRANT_BATCH))
+    {
+        kb_usage("index: --qdrant-* options need --qdrant URL");
+        return KB_EXIT_USAGE;
+    }
+
+    if (conf->collection != NULL
+        && (conf->collection[0] == '\0' || strlen(conf->collection) > 255))
+    {
+        kb_usage("index: --collection is 1..255 bytes");
+        return KB_EXIT_USAGE;
+    }
+
+    if (conf->qdrant_batch < 1 || conf->qdrant_batch > 10000) {
+        kb_usage("index: --qdrant-batch is 1..10000");
+        return KB_EXIT_USAGE;
+    }
+
+    if (conf->timeout < 1 || conf->timeout > 3600) {
+        kb_usage("index: --timeout is 1..3600 seconds");
+        return KB_EXIT_USAGE;
+    }
+
+    if (conf->retries < 0 || conf->retries > 20) {
+        kb_usage("index: --retries is 0..20");
+        return KB_EXIT_USAGE;
+    }
+
+    /* a key variable named on the command line must be there; the
+       defaults may be absent (a local server wants no key) */
+
+    if (conf->embed_key_given && kb_http_env_key(conf->embed_key_env) == NULL)
+    {
+        kb_usage("index: --embed-key-env: %s is not set",
+                 conf->embed_key_env);
+        return KB_EXIT_USAGE;
+    }
+
+    if (conf->qdrant_key_given
+        && kb_http_env_key(conf->qdrant_key_env) == NULL)
+    {
+        kb_usage("index: --qdrant-key-env: %s is not set",
+                 conf->qdrant_key_env);
+        return KB_EXIT_USAGE;
+    }
+
+    return KB_EXIT_OK;
 }
 
 
@@ -352,17 +632,20 @@ static int
 kb_index_run(kb_index_conf_t *conf)
 {
     int                    rc;
-    char                   err[1024];
-    double                 start, last, now, secs;
+    char                   err[1024], model[512];
+    double                 start, last, now;
     size_t                 i, needed, done;
+    kb_run_t               run;
     kb_docs_t              docs;
-    sa_kb_writer_t        *w;
     sa_kb_writer_conf_t    wconf;
     sa_kb_writer_stats_t   st;
+    unsigned long          reqs, texts;
+    double                 esecs;
 
     start = kb_now();
     memset(&docs, 0, sizeof(kb_docs_t));
-    w = NULL;
+    memset(&run, 0, sizeof(kb_run_t));
+    run.conf = conf;
 
     if (conf->markdown != NULL
         && kb_collect_markdown(conf->markdown, &docs) != 0)
@@ -374,16 +657,26 @@ kb_index_run(kb_index_conf_t *conf)
         goto failed;
     }
 
+    if (kb_run_open(&run, model, sizeof(model)) != 0) {
+        goto failed;
+    }
+
     memset(&wconf, 0, sizeof(sa_kb_writer_conf_t));
     wconf.language = conf->language;
     wconf.rebuild = conf->rebuild;
     wconf.max_chars = (uint32_t) conf->max_chars;
     wconf.overlap = (uint32_t) conf->overlap;
 
-    rc = sa_kb_writer_open(&w, conf->out, &wconf, err, sizeof(err));
+    if (run.embed != NULL) {
+        wconf.embed_model = model;
+        wconf.embed_dim = (uint32_t) conf->embed_dim;
+        wconf.embed_int8 = conf->embed_int8;
+    }
+
+    rc = sa_kb_writer_open(&run.w, conf->out, &wconf, err, sizeof(err));
     if (rc != SA_OK) {
         kb_error("%s", err);
-        w = NULL;
+        run.w = NULL;
         goto failed;
     }
 
@@ -394,7 +687,7 @@ kb_index_run(kb_index_conf_t *conf)
     for (i = 0; i < docs.n; i++) {
         kb_hash_doc(&docs.docs[i], conf);
 
-        rc = sa_kb_writer_check(w, docs.docs[i].id, docs.docs[i].hash);
+        rc = sa_kb_writer_check(run.w, docs.docs[i].id, docs.docs[i].hash);
 
         switch (rc) {
 
@@ -415,17 +708,18 @@ kb_index_run(kb_index_conf_t *conf)
             break;
 
         case SA_INVALID:
-            kb_error("%s: %s", docs.docs[i].source, sa_kb_writer_error(w));
+            kb_error("%s: %s", docs.docs[i].source,
+                     sa_kb_writer_error(run.w));
             goto failed;
 
         default:
-            kb_error("%s", sa_kb_writer_error(w));
+            kb_error("%s", sa_kb_writer_error(run.w));
             goto failed;
         }
     }
 
-    if (sa_kb_writer_prune(w) != SA_OK) {
-        kb_error("%s", sa_kb_writer_error(w));
+    if (sa_kb_writer_prune(run.w) != SA_OK) {
+        kb_error("%s", sa_kb_writer_error(run.w));
         goto failed;
     }
 
@@ -437,68 +731,386 @@ kb_index_run(kb_index_conf_t *conf)
             continue;
         }
 
-        rc = (docs.docs[i].kind == 1)
-             ? kb_add_markdown(w, &docs.docs[i], conf)
-             : kb_add_jsonl(w, &docs.docs[i]);
-
-        if (rc != 0) {
+        if (kb_run_doc(&run, &docs.docs[i]) != 0) {
             goto failed;
         }
 
-        kb_doc_release(&docs.docs[i]);
         done++;
 
         now = kb_now();
 
         if (!conf->quiet && now - last >= KB_PROGRESS_S) {
-            fprintf(stderr, "kb-build: %zu/%zu documents indexed, %.1f s\n",
-                    done, needed, now - start);
+            if (run.embed != NULL) {
+                kb_embed_stats(run.embed, &reqs, &texts, &esecs);
+                fprintf(stderr, "kb-build: %zu/%zu documents read, %lu "
+                        "chunks embedded, %.1f s\n", done, needed, texts,
+                        now - start);
+
+            } else {
+                fprintf(stderr, "kb-build: %zu/%zu documents indexed, "
+                        "%.1f s\n", done, needed, now - start);
+            }
+
             last = now;
         }
     }
 
-    rc = sa_kb_writer_finish(w, &st, err, sizeof(err));
-    w = NULL;
+    /* the last, partial batch of embeddings */
+
+    while (run.pending > 0) {
+        if (kb_run_embed(&run) != 0) {
+            goto failed;
+        }
+    }
+
+    if (kb_run_flush(&run) != 0) {
+        goto failed;
+    }
+
+    rc = sa_kb_writer_finish(run.w, &st, err, sizeof(err));
+    run.w = NULL;
 
     if (rc != SA_OK) {
         kb_error("%s", err);
         goto failed;
     }
 
-    secs = kb_now() - start;
+    kb_index_report(conf, &run, &st, &docs, kb_now() - start);
 
-    if (st.kept) {
-        printf("kb-build: %s is up to date, left as it was\n", conf->out);
-
-    } else {
-        printf("kb-build: wrote %s (%s%s)\n", conf->out,
-               st.incremental ? "incremental" : "full build: ",
-               st.incremental ? "" : st.reason);
-    }
-
-    printf("  documents  %u (new %u, changed %u, unchanged %u, removed %u)\n",
-           st.docs, st.added, st.changed, st.unchanged, st.removed);
-    printf("  chunks     %u (new %u, removed %u, duplicates skipped %u, "
-           "relinked %u)\n", st.chunks, st.chunks_added, st.chunks_removed,
-           st.duplicates, st.relinked);
-    printf("  terms      %u distinct, %llu indexed\n", st.terms,
-           (unsigned long long) st.tokens);
-    printf("  size       %.1f MB (input read %.1f MB)\n",
-           (double) st.bytes / 1e6, (double) docs.bytes / 1e6);
-    printf("  seconds    %.2f (%.0f docs/s, %.1f MB/s)\n", secs,
-           secs > 0 ? (double) docs.n / secs : 0,
-           secs > 0 ? (double) docs.bytes / 1e6 / secs : 0);
-
+    kb_run_close(&run);
     kb_docs_free(&docs);
 
     return KB_EXIT_OK;
 
 failed:
 
-    sa_kb_writer_abort(w);
+    sa_kb_writer_abort(run.w);
+    run.w = NULL;
+    kb_run_close(&run);
     kb_docs_free(&docs);
 
     return KB_EXIT_FAIL;
+}
+
+
+static void
+kb_index_report(kb_index_conf_t *conf, kb_run_t *run,
+    sa_kb_writer_stats_t *st, kb_docs_t *docs, double secs)
+{
+    double         esecs;
+    unsigned long  reqs, texts;
+
+    if (st->kept) {
+        printf("kb-build: %s is up to date, left as it was\n", conf->out);
+
+    } else {
+        printf("kb-build: wrote %s (%s%s)\n", conf->out,
+               st->incremental ? "incremental" : "full build: ",
+               st->incremental ? "" : st->reason);
+    }
+
+    printf("  documents  %u (new %u, changed %u, unchanged %u, removed %u)\n",
+           st->docs, st->added, st->changed, st->unchanged, st->removed);
+    printf("  chunks     %u (new %u, removed %u, duplicates skipped %u, "
+           "relinked %u)\n", st->chunks, st->chunks_added,
+           st->chunks_removed, st->duplicates, st->relinked);
+    printf("  terms      %u distinct, %llu indexed\n", st->terms,
+           (unsigned long long) st->tokens);
+
+    if (run->embed != NULL) {
+        kb_embed_stats(run->embed, &reqs, &texts, &esecs);
+        printf("  embedded   %lu chunks in %lu requests, %.2f s (%u "
+               "dimensions, %s; %u vectors in the KB)\n", texts, reqs, esecs,
+               st->dim, conf->embed_int8 ? "int8" : "float32", st->vectors);
+    }
+
+    printf("  size       %.1f MB (input read %.1f MB)\n",
+           (double) st->bytes / 1e6, (double) docs->bytes / 1e6);
+    printf("  seconds    %.2f (%.0f docs/s, %.1f MB/s)\n", secs,
+           secs > 0 ? (double) docs->n / secs : 0,
+           secs > 0 ? (double) docs->bytes / 1e6 / secs : 0);
+
+    fflush(stdout);
+}
+
+
+/* the embedding client and the batch arrays; model gets the name the KB
+   records (--embed-model, else TEI's URL) */
+
+static int
+kb_run_open(kb_run_t *run, char *model, size_t size)
+{
+    char              err[512];
+    size_t            batch;
+    kb_embed_conf_t   ec;
+    kb_index_conf_t  *conf;
+
+    conf = run->conf;
+
+    if (conf->embed == NULL) {
+        return 0;
+    }
+
+    memset(&ec, 0, sizeof(kb_embed_conf_t));
+    ec.url = conf->embed;
+    ec.model = conf->embed_model;
+    ec.dim = (uint32_t) conf->embed_dim;
+    ec.key = kb_http_env_key(conf->embed_key_env);
+    ec.timeout = conf->timeout;
+    ec.retries = (int) conf->retries;
+
+    run->embed = kb_embed_new(&ec, err, sizeof(err));
+    if (run->embed == NULL) {
+        kb_error("%s", err);
+        return -1;
+    }
+
+    snprintf(model, size, "%s", conf->embed_model ? conf->embed_model
+                                                  : kb_embed_url(run->embed));
+
+    batch = (size_t) conf->embed_batch;
+
+    run->texts = malloc(batch * sizeof(const char *));
+    run->lens = malloc(batch * sizeof(size_t));
+    run->owner = malloc(batch * sizeof(kb_prep_t *));
+    run->which = malloc(batch * sizeof(size_t));
+
+    if (run->texts == NULL || run->lens == NULL || run->owner == NULL
+        || run->which == NULL)
+    {
+        kb_error("out of memory");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static void
+kb_run_close(kb_run_t *run)
+{
+    size_t  i;
+
+    for (i = run->head; i < run->tail; i++) {
+        kb_prep_free(run->queue[i]);
+    }
+
+    free(run->queue);
+    free(run->texts);
+    free(run->lens);
+    free(run->owner);
+    free(run->which);
+    kb_embed_free(run->embed);
+    sa_kb_writer_abort(run->w);
+
+    memset(run, 0, sizeof(kb_run_t));
+}
+
+
+/*
+ * A document to add.  Without --embed it is added at once.  With it, it
+ * waits in the queue until its chunks have their vectors: batches are
+ * full, across documents, and documents are added in input order.
+ */
+
+static int
+kb_run_doc(kb_run_t *run, kb_doc_t *d)
+{
+    int         rc;
+    size_t      cap;
+    kb_prep_t  *p, **q;
+
+    p = (d->kind == 1) ? kb_prepare_markdown(d, run->conf)
+                       : kb_prepare_jsonl(d);
+    if (p == NULL) {
+        return -1;
+    }
+
+    if (run->embed == NULL) {
+        rc = kb_prep_add(run->w, p);
+        kb_prep_free(p);
+        return rc;
+    }
+
+    if (kb_prep_inputs(p) != 0) {
+        kb_prep_free(p);
+        kb_error("out of memory");
+        return -1;
+    }
+
+    if (run->tail == run->cap) {
+        if (run->head > 0) {
+            memmove(run->queue, run->queue + run->head,
+                    (run->tail - run->head) * sizeof(kb_prep_t *));
+            run->tail -= run->head;
+            run->head = 0;
+        }
+
+        if (run->tail == run->cap) {
+            cap = run->cap ? run->cap * 2 : 64;
+
+            q = realloc(run->queue, cap * sizeof(kb_prep_t *));
+            if (q == NULL) {
+                kb_prep_free(p);
+                kb_error("out of memory");
+                return -1;
+            }
+
+            run->queue = q;
+            run->cap = cap;
+        }
+    }
+
+    run->queue[run->tail++] = p;
+    run->pending += p->todo;
+
+    while (run->pending >= (size_t) run->conf->embed_batch) {
+        if (kb_run_embed(run) != 0) {
+            return -1;
+        }
+    }
+
+    return kb_run_flush(run);
+}
+
+
+/* one request: the next chunks without vectors, in queue order */
+
+static int
+kb_run_embed(kb_run_t *run)
+{
+    float        *v;
+    size_t        i, j, n, dim, batch;
+    kb_prep_t    *p;
+    const float  *vecs;
+
+    batch = (size_t) run->conf->embed_batch;
+    n = 0;
+
+    for (i = run->head; i < run->tail && n < batch; i++) {
+        p = run->queue[i];
+
+        while (p->next < p->n && n < batch) {
+            j = p->next++;
+
+            if (p->input[j] == NULL) {
+                continue;
+            }
+
+            run->texts[n] = p->input[j];
+            run->lens[n] = strlen(p->input[j]);
+            run->owner[n] = p;
+            run->which[n++] = j;
+        }
+    }
+
+    if (n == 0) {
+        run->pending = 0;
+        return 0;
+    }
+
+    vecs = kb_embed(run->embed, run->texts, run->lens, n);
+    if (vecs == NULL) {
+        kb_error("--embed: %s", kb_embed_error(run->embed));
+        return -1;
+    }
+
+    dim = kb_embed_dim(run->embed);
+
+    /* the first answer tells the dimension; an incremental build's must
+       be the KB's */
+
+    if (sa_kb_writer_embed_dim(run->w, (uint32_t) dim) != SA_OK) {
+        kb_error("--embed %s: %s", kb_embed_url(run->embed),
+                 sa_kb_writer_error(run->w));
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        p = run->owner[i];
+
+        if (p->vec == NULL) {
+            p->vec = malloc(p->n * dim * sizeof(float));
+            if (p->vec == NULL) {
+                kb_error("out of memory");
+                return -1;
+            }
+        }
+
+        v = p->vec + run->which[i] * dim;
+        memcpy(v, vecs + i * dim, dim * sizeof(float));
+        p->wc[run->which[i]].vector = v;
+        p->todo--;
+    }
+
+    run->pending -= n;
+
+    return 0;
+}
+
+
+/* the documents at the head of the queue whose vectors are all there */
+
+static int
+kb_run_flush(kb_run_t *run)
+{
+    int         rc;
+    kb_prep_t  *p;
+
+    while (run->head < run->tail && run->queue[run->head]->todo == 0) {
+        p = run->queue[run->head++];
+
+        rc = kb_prep_add(run->w, p);
+        kb_prep_free(p);
+
+        if (rc != 0) {
+            return -1;
+        }
+    }
+
+    if (run->head == run->tail) {
+        run->head = 0;
+        run->tail = 0;
+    }
+
+    return 0;
+}
+
+
+/* --qdrant: the KB just written, copied into the collection */
+
+static int
+kb_index_qdrant(kb_index_conf_t *conf)
+{
+    char               safe[512];
+    kb_qdrant_conf_t   qc;
+    kb_qdrant_stats_t  st;
+
+    memset(&qc, 0, sizeof(kb_qdrant_conf_t));
+    qc.url = conf->qdrant;
+    qc.collection = conf->collection;
+    qc.key = kb_http_env_key(conf->qdrant_key_env);
+    qc.batch = (size_t) conf->qdrant_batch;
+    qc.timeout = conf->timeout;
+    qc.retries = (int) conf->retries;
+    qc.quiet = conf->quiet;
+
+    kb_http_safe_url(conf->qdrant, safe, sizeof(safe));
+
+    if (kb_qdrant_sync(&qc, conf->out, &st) != 0) {
+        kb_error("%s was written, but not copied to Qdrant (%s, collection "
+                 "\"%s\"): run again to retry", conf->out, safe,
+                 conf->collection);
+        return KB_EXIT_FAIL;
+    }
+
+    printf("  qdrant     %lu points (%lu with dense vectors) in \"%s\" at "
+           "%s%s, %lu payload indexes made, %lu requests, %.2f s\n",
+           st.points, st.dense, conf->collection, safe,
+           st.created ? " (created)" : "", st.indexes, st.requests,
+           st.seconds);
+
+    return KB_EXIT_OK;
 }
 
 
@@ -1015,182 +1627,266 @@ kb_hash_doc(kb_doc_t *d, kb_index_conf_t *conf)
 }
 
 
-static int
-kb_add_markdown(sa_kb_writer_t *w, kb_doc_t *d, kb_index_conf_t *conf)
+static kb_prep_t *
+kb_prepare_markdown(kb_doc_t *d, kb_index_conf_t *conf)
 {
-    int              rc;
-    char            *area, *url, *prefix, *slash;
-    size_t           i, n;
-    sa_kb_doc_t      doc;
-    sa_chunk_t      *chunks;
-    sa_doc_meta_t    meta;
-    sa_kb_wchunk_t  *wc;
+    int          rc;
+    char        *prefix, *slash;
+    size_t       i;
+    kb_prep_t   *p;
 
-    memset(&meta, 0, sizeof(sa_doc_meta_t));
-    chunks = NULL;
-    n = 0;
-    wc = NULL;
-    area = NULL;
-    url = NULL;
+    p = calloc(1, sizeof(kb_prep_t));
+    if (p == NULL) {
+        kb_error("out of memory");
+        return NULL;
+    }
+
+    p->src = d;
 
     rc = sa_chunk_markdown(d->data, d->len, (size_t) conf->max_chars,
-                           (size_t) conf->overlap, &meta, &chunks, &n);
+                           (size_t) conf->overlap, &p->meta, &p->chunks,
+                           &p->n);
     if (rc != SA_OK) {
         kb_error("%s: %s", d->source,
                  rc == SA_INVALID ? "not valid UTF-8 or has NUL bytes"
                                   : "out of memory chunking it");
-        sa_doc_meta_free(&meta);
-        return -1;
+        kb_prep_free(p);
+        return NULL;
     }
 
-    memset(&doc, 0, sizeof(sa_kb_doc_t));
-    doc.id = d->id;
-    doc.kind = 1;
-    doc.source = d->source;
-    memcpy(doc.hash, d->hash, SA_KB_HASH_SIZE);
-    doc.updated_ms = meta.updated_ms;
+    p->doc.id = d->id;
+    p->doc.kind = 1;
+    p->doc.source = d->source;
+    memcpy(p->doc.hash, d->hash, SA_KB_HASH_SIZE);
+    p->doc.updated_ms = p->meta.updated_ms;
 
     /* the title: front matter, first "# " heading, else the file name */
 
     slash = strrchr(d->id, '/');
-    doc.title = meta.title ? meta.title : (slash ? slash + 1 : d->id);
+    p->doc.title = p->meta.title ? p->meta.title
+                                 : (slash ? slash + 1 : d->id);
 
     /* "billing/refunds" is in product area "billing" */
 
-    if (meta.product_area != NULL) {
-        doc.product_area = meta.product_area;
+    if (p->meta.product_area != NULL) {
+        p->doc.product_area = p->meta.product_area;
 
     } else if ((slash = strchr(d->id, '/')) != NULL) {
-        area = strndup(d->id, (size_t) (slash - d->id));
-        if (area == NULL) {
+        p->area = strndup(d->id, (size_t) (slash - d->id));
+        if (p->area == NULL) {
             goto nomem;
         }
 
-        doc.product_area = area;
+        p->doc.product_area = p->area;
     }
 
-    if (meta.url != NULL) {
-        doc.url = meta.url;
+    if (p->meta.url != NULL) {
+        p->doc.url = p->meta.url;
 
     } else {
-        url = kb_url_path("/help/", d->id);
-        if (url == NULL) {
+        p->url = kb_url_path("/help/", d->id);
+        if (p->url == NULL) {
             goto nomem;
         }
 
-        doc.url = url;
+        p->doc.url = p->url;
     }
 
-    doc.doc_type = meta.doc_type ? meta.doc_type : "article";
-    doc.version = meta.version;
-    doc.tier = meta.tier;
-    doc.region = meta.region;
+    p->doc.doc_type = p->meta.doc_type ? p->meta.doc_type : "article";
+    p->doc.version = p->meta.version;
+    p->doc.tier = p->meta.tier;
+    p->doc.region = p->meta.region;
 
     /* each chunk is indexed with its title and headings before it */
 
-    wc = calloc(n + 1, sizeof(sa_kb_wchunk_t));
-    if (wc == NULL) {
+    p->wc = calloc(p->n + 1, sizeof(sa_kb_wchunk_t));
+    if (p->wc == NULL) {
         goto nomem;
     }
 
-    for (i = 0; i < n; i++) {
-        wc[i].section = chunks[i].section;
-        wc[i].anchor = chunks[i].anchor;
-        wc[i].text = chunks[i].text;
-        wc[i].text_len = chunks[i].text_len;
+    for (i = 0; i < p->n; i++) {
+        p->wc[i].section = p->chunks[i].section;
+        p->wc[i].anchor = p->chunks[i].anchor;
+        p->wc[i].text = p->chunks[i].text;
+        p->wc[i].text_len = p->chunks[i].text_len;
 
-        if (chunks[i].section[0] == '\0'
-            || strcmp(chunks[i].section, doc.title) == 0)
+        if (p->chunks[i].section[0] == '\0'
+            || strcmp(p->chunks[i].section, p->doc.title) == 0)
         {
-            prefix = strdup(doc.title);
+            prefix = strdup(p->doc.title);
 
         } else {
-            prefix = kb_concat(doc.title, "\n", chunks[i].section);
+            prefix = kb_concat(p->doc.title, "\n", p->chunks[i].section);
         }
 
         if (prefix == NULL) {
             goto nomem;
         }
 
-        wc[i].prefix = prefix;
-        wc[i].prefix_len = strlen(prefix);
+        p->wc[i].prefix = prefix;
+        p->wc[i].prefix_len = strlen(prefix);
     }
 
-    rc = sa_kb_writer_add(w, &doc, wc, n);
-    if (rc != SA_OK) {
-        kb_error("%s: %s", d->source, sa_kb_writer_error(w));
-    }
-
-    goto done;
+    return p;
 
 nomem:
 
     kb_error("out of memory");
-    rc = SA_ERROR;
+    kb_prep_free(p);
 
-done:
-
-    if (wc != NULL) {
-        for (i = 0; i < n; i++) {
-            free((char *) wc[i].prefix);
-        }
-
-        free(wc);
-    }
-
-    free(area);
-    free(url);
-    sa_chunks_free(chunks, n);
-    sa_doc_meta_free(&meta);
-
-    return rc == SA_OK ? 0 : -1;
+    return NULL;
 }
 
 
 /* a BEIR document is one chunk: title and text, as Anserini's flat
    "contents" field */
 
-static int
-kb_add_jsonl(sa_kb_writer_t *w, kb_doc_t *d)
+static kb_prep_t *
+kb_prepare_jsonl(kb_doc_t *d)
 {
-    int              rc;
-    char            *text;
-    sa_kb_doc_t      doc;
-    sa_kb_wchunk_t   wc;
+    kb_prep_t  *p;
 
-    text = (d->title[0] != '\0') ? kb_concat(d->title, "\n", d->data)
-                                 : strdup(d->data);
-    if (text == NULL) {
+    p = calloc(1, sizeof(kb_prep_t));
+    if (p == NULL) {
         kb_error("out of memory");
+        return NULL;
+    }
+
+    p->src = d;
+    p->n = 1;
+
+    p->text = (d->title[0] != '\0') ? kb_concat(d->title, "\n", d->data)
+                                    : strdup(d->data);
+    p->wc = calloc(1, sizeof(sa_kb_wchunk_t));
+
+    if (p->text == NULL || p->wc == NULL) {
+        kb_error("out of memory");
+        kb_prep_free(p);
+        return NULL;
+    }
+
+    p->doc.id = d->id;
+    p->doc.kind = 2;
+    p->doc.source = d->source;
+    p->doc.title = d->title;
+    p->doc.url = d->meta[KB_M_URL];
+    p->doc.product_area = d->meta[KB_M_PRODUCT_AREA];
+    p->doc.doc_type = d->meta[KB_M_DOC_TYPE];
+    p->doc.version = d->meta[KB_M_VERSION];
+    p->doc.tier = d->meta[KB_M_TIER];
+    p->doc.region = d->meta[KB_M_REGION];
+    p->doc.updated_ms = d->updated_ms;
+    memcpy(p->doc.hash, d->hash, SA_KB_HASH_SIZE);
+
+    p->wc[0].text = p->text;
+    p->wc[0].text_len = strlen(p->text);
+
+    return p;
+}
+
+
+/*
+ * What is embedded for each chunk: what BM25 indexes, the prefix (title
+ * and headings), a newline, the text.  Chunks of only white space are
+ * not stored, so they are not embedded.
+ */
+
+static int
+kb_prep_inputs(kb_prep_t *p)
+{
+    size_t           i, j;
+    sa_kb_wchunk_t  *c;
+
+    p->input = calloc(p->n + 1, sizeof(char *));
+    if (p->input == NULL) {
         return -1;
     }
 
-    memset(&doc, 0, sizeof(sa_kb_doc_t));
-    doc.id = d->id;
-    doc.kind = 2;
-    doc.source = d->source;
-    doc.title = d->title;
-    doc.url = d->meta[KB_M_URL];
-    doc.product_area = d->meta[KB_M_PRODUCT_AREA];
-    doc.doc_type = d->meta[KB_M_DOC_TYPE];
-    doc.version = d->meta[KB_M_VERSION];
-    doc.tier = d->meta[KB_M_TIER];
-    doc.region = d->meta[KB_M_REGION];
-    doc.updated_ms = d->updated_ms;
-    memcpy(doc.hash, d->hash, SA_KB_HASH_SIZE);
+    for (i = 0; i < p->n; i++) {
+        c = &p->wc[i];
 
-    memset(&wc, 0, sizeof(sa_kb_wchunk_t));
-    wc.text = text;
-    wc.text_len = strlen(text);
+        for (j = 0; j < c->text_len; j++) {
+            if (strchr(" \t\r\n", c->text[j]) == NULL) {
+                break;
+            }
+        }
 
-    rc = sa_kb_writer_add(w, &doc, &wc, 1);
-    if (rc != SA_OK) {
-        kb_error("%s: %s", d->source, sa_kb_writer_error(w));
+        if (j == c->text_len) {
+            continue;
+        }
+
+        p->input[i] = malloc(c->prefix_len + 1 + c->text_len + 1);
+        if (p->input[i] == NULL) {
+            return -1;
+        }
+
+        j = 0;
+
+        if (c->prefix_len > 0) {
+            memcpy(p->input[i], c->prefix, c->prefix_len);
+            p->input[i][c->prefix_len] = '\n';
+            j = c->prefix_len + 1;
+        }
+
+        memcpy(p->input[i] + j, c->text, c->text_len);
+        p->input[i][j + c->text_len] = '\0';
+
+        p->todo++;
     }
 
-    free(text);
+    return 0;
+}
 
-    return rc == SA_OK ? 0 : -1;
+
+static int
+kb_prep_add(sa_kb_writer_t *w, kb_prep_t *p)
+{
+    int  rc;
+
+    rc = sa_kb_writer_add(w, &p->doc, p->wc, p->n);
+    if (rc != SA_OK) {
+        kb_error("%s: %s", p->src->source, sa_kb_writer_error(w));
+        return -1;
+    }
+
+    /* its text is in the KB now */
+
+    kb_doc_release(p->src);
+
+    return 0;
+}
+
+
+static void
+kb_prep_free(kb_prep_t *p)
+{
+    size_t  i;
+
+    if (p == NULL) {
+        return;
+    }
+
+    if (p->src != NULL && p->src->kind == 1 && p->wc != NULL) {
+        for (i = 0; i < p->n; i++) {
+            free((char *) p->wc[i].prefix);
+        }
+    }
+
+    if (p->input != NULL) {
+        for (i = 0; i < p->n; i++) {
+            free(p->input[i]);
+        }
+    }
+
+    free(p->input);
+    free(p->vec);
+    free(p->wc);
+    free(p->text);
+    free(p->area);
+    free(p->url);
+    sa_chunks_free(p->chunks, p->n);
+    sa_doc_meta_free(&p->meta);
+    free(p);
 }
 
 

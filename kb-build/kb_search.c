@@ -3,8 +3,8 @@
  * Copyright (C) ngx_support_agent authors
  *
  * kb-build search: a TREC run of queries against a KB, searched exactly as
- * the module searches (sa_kb_search_bm25()), with latency figures; kb-build
- * stats: what a KB file holds.
+ * the module searches (sa_query_search(), or plain sa_kb_search_bm25()),
+ * with latency figures; kb-build stats: what a KB file holds.
  */
 
 
@@ -17,8 +17,10 @@
 #include <yajl/yajl_tree.h>
 
 #include "kb_build.h"
+#include "sa_fuse.h"
 #include "sa_json.h"
 #include "sa_kb.h"
+#include "sa_query.h"
 #include "sa_utf8.h"
 
 
@@ -28,27 +30,42 @@ typedef struct {
 } kb_query_t;
 
 
+/* the module's built-in reranker (--reranker builtin) */
+typedef struct {
+    int             on;
+    size_t          candidates;
+    double          min_relevance;
+    sa_analyzer_t  *analyzer;
+} kb_reranker_t;
+
+static kb_reranker_t  kb_reranker;
+
+
 static int kb_read_queries(const char *file, kb_query_t **queries,
     size_t *n);
 static int kb_run_query(sa_kb_t *kb, kb_query_t *q, size_t k,
-    size_t chunk_k, float k1, float b, const char *tag, sa_kb_hit_t *hits,
-    char **seen, double *us);
+    size_t chunk_k, const sa_query_conf_t *conf, float k1, float b,
+    const char *tag, sa_kb_hit_t *hits, char **seen, double *us);
 static int kb_double_cmp(const void *one, const void *two);
+static int kb_rerank(sa_kb_t *kb, kb_query_t *q, sa_kb_hit_t *hits,
+    size_t *n);
+static int kb_hit_cmp(const void *one, const void *two);
 
 
 int
 kb_search(int argc, char **argv)
 {
-    int          i, rc;
-    char         err[1024], **seen;
-    long         k, chunk_k, repeat, r;
-    float        k1, b;
-    double      *lat, us;
-    size_t       nq, q, nlat, j;
-    sa_kb_t     *kb;
-    const char  *path, *queries_file, *tag, *opt;
-    kb_query_t  *queries;
-    sa_kb_hit_t *hits;
+    int               i, rc;
+    char              err[1024], **seen;
+    long              k, chunk_k, repeat, r;
+    float             k1, b;
+    double           *lat, us;
+    size_t            nq, q, nlat, j;
+    sa_kb_t          *kb;
+    const char       *path, *queries_file, *tag, *opt, *strategy;
+    kb_query_t       *queries;
+    sa_kb_hit_t      *hits;
+    sa_query_conf_t   conf, *cp;
 
     path = NULL;
     queries_file = NULL;
@@ -58,6 +75,14 @@ kb_search(int argc, char **argv)
     repeat = 1;
     k1 = -1;
     b = -1;
+    strategy = "auto";
+    sa_query_conf_init(&conf);
+
+    /* the module's defaults: support_agent_kb_candidates 20,
+       support_agent_kb_min_relevance 0.2 */
+    kb_reranker.on = 0;
+    kb_reranker.candidates = 20;
+    kb_reranker.min_relevance = 0.2;
 
     for (i = 1; i < argc; i++) {
         opt = argv[i];
@@ -91,6 +116,38 @@ kb_search(int argc, char **argv)
         } else if (strcmp(opt, "--b") == 0) {
             b = strtof(argv[++i], NULL);
 
+        } else if (strcmp(opt, "--strategy") == 0) {
+            strategy = argv[++i];
+
+        } else if (strcmp(opt, "--long-words") == 0) {
+            conf.long_words = (size_t) kb_number(argv[++i]);
+
+        } else if (strcmp(opt, "--rerank") == 0) {
+            conf.rerank = (size_t) kb_number(argv[++i]);
+
+        } else if (strcmp(opt, "--pairs") == 0) {
+            conf.pairs = strtof(argv[++i], NULL);
+
+        } else if (strcmp(opt, "--stop") == 0) {
+            conf.stop = (int) kb_number(argv[++i]);
+
+        } else if (strcmp(opt, "--reranker") == 0) {
+            opt = argv[++i];
+
+            if (strcmp(opt, "builtin") == 0) {
+                kb_reranker.on = 1;
+
+            } else if (strcmp(opt, "none") != 0) {
+                kb_usage("search: --reranker is builtin or none");
+                return KB_EXIT_USAGE;
+            }
+
+        } else if (strcmp(opt, "--candidates") == 0) {
+            kb_reranker.candidates = (size_t) kb_number(argv[++i]);
+
+        } else if (strcmp(opt, "--min-relevance") == 0) {
+            kb_reranker.min_relevance = strtod(argv[++i], NULL);
+
         } else {
             kb_usage("search: unknown option \"%s\"", opt);
             return KB_EXIT_USAGE;
@@ -116,6 +173,44 @@ kb_search(int argc, char **argv)
 
     if (!(k1 < 0 || k1 <= 100) || !(b < 0 || b <= 1)) {
         kb_usage("search: --k1 is 0..100, --b 0..1");
+        return KB_EXIT_USAGE;
+    }
+
+    if (conf.long_words > 1000000 || conf.rerank > 100000
+        || !(conf.pairs >= 0 && conf.pairs <= 100)
+        || (conf.stop != 0 && conf.stop != 1))
+    {
+        kb_usage("search: --long-words is 0..1000000, --rerank 0..100000, "
+                 "--pairs 0..100, --stop 0 or 1");
+        return KB_EXIT_USAGE;
+    }
+
+    /* plain: BM25 as it is, with --k1 and --b; auto: the module's
+       default; long: every query as a long message (--k1 and --b are
+       then the long messages' BM25) */
+
+    if (strcmp(strategy, "plain") == 0) {
+        cp = NULL;
+
+    } else if (strcmp(strategy, "auto") == 0
+               || strcmp(strategy, "long") == 0)
+    {
+        if (strcmp(strategy, "long") == 0) {
+            conf.long_words = 1;
+        }
+
+        if (k1 >= 0) {
+            conf.k1 = k1;
+        }
+
+        if (b >= 0) {
+            conf.b = b;
+        }
+
+        cp = &conf;
+
+    } else {
+        kb_usage("search: --strategy is plain, auto or long");
         return KB_EXIT_USAGE;
     }
 
@@ -147,7 +242,8 @@ kb_search(int argc, char **argv)
     for (r = 0; r < repeat && rc == KB_EXIT_OK; r++) {
         for (q = 0; q < nq; q++) {
             if (kb_run_query(kb, &queries[q], (size_t) k, (size_t) chunk_k,
-                             k1, b, r == 0 ? tag : NULL, hits, seen, &us)
+                             cp, k1, b, r == 0 ? tag : NULL, hits, seen,
+                             &us)
                 != 0)
             {
                 rc = KB_EXIT_FAIL;
@@ -179,6 +275,8 @@ done:
     free(seen);
     free(lat);
     sa_kb_close(kb);
+    sa_analyzer_free(kb_reranker.analyzer);
+    kb_reranker.analyzer = NULL;
 
     if (fflush(stdout) != 0) {
         kb_error("stdout: %s", strerror(errno));
@@ -190,15 +288,16 @@ done:
 
 
 /*
- * One query: the chunks' search, timed; then, when tag is given, the run's
+ * One query: the chunks' search (sa_query_search() with conf, or plain
+ * BM25 when conf is NULL), timed; then, when tag is given, the run's
  * lines for the documents, each scored as its best chunk (hits come best
  * first, so a document's first hit is its best).
  */
 
 static int
 kb_run_query(sa_kb_t *kb, kb_query_t *q, size_t k, size_t chunk_k,
-    float k1, float b, const char *tag, sa_kb_hit_t *hits, char **seen,
-    double *us)
+    const sa_query_conf_t *conf, float k1, float b, const char *tag,
+    sa_kb_hit_t *hits, char **seen, double *us)
 {
     int            rc;
     double         start;
@@ -207,8 +306,18 @@ kb_run_query(sa_kb_t *kb, kb_query_t *q, size_t k, size_t chunk_k,
 
     start = kb_now();
 
-    rc = sa_kb_search_bm25(kb, q->text, strlen(q->text), NULL, k1, b,
-                           chunk_k, hits, &n);
+    if (conf == NULL) {
+        rc = sa_kb_search_bm25(kb, q->text, strlen(q->text), NULL, k1, b,
+                               chunk_k, hits, &n);
+
+    } else {
+        rc = sa_query_search(kb, q->text, strlen(q->text), NULL, 0, conf,
+                             chunk_k, hits, &n);
+    }
+
+    if (rc == SA_OK && kb_reranker.on) {
+        rc = kb_rerank(kb, q, hits, &n);
+    }
 
     *us = (kb_now() - start) * 1e6;
 
@@ -255,6 +364,150 @@ kb_run_query(sa_kb_t *kb, kb_query_t *q, size_t k, size_t chunk_k,
     }
 
     return rc;
+}
+
+
+/*
+ * The built-in reranker as the module runs it (ngx_http_sa_kb_rerank_
+ * builtin()): the first candidates, their relevance by sa_rerank_lexical()
+ * with the stop list and the KB's idf, the blended order, the relevance
+ * threshold.  Hits beyond the candidates are dropped, as in the module.
+ */
+
+static double
+kb_idf(void *data, const char *term, size_t len)
+{
+    return sa_kb_term_idf(data, term, len);
+}
+
+
+static int
+kb_rerank(sa_kb_t *kb, kb_query_t *q, sa_kb_hit_t *hits, size_t *n)
+{
+    int               rc, long_query;
+    char              language[16];
+    float            *scores, *relevance;
+    size_t            i, m, kept, hlen, tlen, slen;
+    sa_query_conf_t   qc;
+    sa_kb_chunk_t     c;
+    sa_rerank_doc_t  *docs;
+
+    m = *n < kb_reranker.candidates ? *n : kb_reranker.candidates;
+    *n = 0;
+
+    if (m == 0) {
+        return SA_OK;
+    }
+
+    if (kb_reranker.analyzer == NULL) {
+        if (sa_kb_meta(kb, "language", language, sizeof(language)) != SA_OK)
+        {
+            strcpy(language, "english");
+        }
+
+        kb_reranker.analyzer = sa_analyzer_new(language);
+        if (kb_reranker.analyzer == NULL) {
+            return SA_ERROR;
+        }
+    }
+
+    docs = calloc(m, sizeof(sa_rerank_doc_t));
+    scores = malloc(2 * m * sizeof(float));
+    if (docs == NULL || scores == NULL) {
+        free(docs);
+        free(scores);
+        return SA_ERROR;
+    }
+
+    relevance = scores + m;
+    rc = SA_OK;
+
+    for (i = 0; i < m; i++) {
+        if (sa_kb_chunk(kb, hits[i].chunk, &c) != SA_OK) {
+            rc = SA_ERROR;
+            m = i;
+            break;
+        }
+
+        /* the module's heading: title, a space, section */
+        tlen = strlen(c.title);
+        slen = strlen(c.section);
+        hlen = tlen + 1 + slen;
+
+        docs[i].heading = malloc(hlen + 1);
+        docs[i].text = c.text;
+        docs[i].text_len = c.text_len;
+        c.text = NULL;
+
+        if (docs[i].heading != NULL) {
+            snprintf((char *) docs[i].heading, hlen + 1, "%s %s", c.title,
+                     c.section);
+            docs[i].heading_len = hlen;
+        }
+
+        sa_kb_chunk_free(&c);
+
+        if (docs[i].heading == NULL) {
+            rc = SA_ERROR;
+            m = i + 1;
+            break;
+        }
+
+        scores[i] = hits[i].score;
+    }
+
+    if (rc == SA_OK) {
+        rc = sa_rerank_lexical(kb_reranker.analyzer, q->text, strlen(q->text),
+                               docs, m, sa_query_stop_words, kb_idf, kb,
+                               relevance);
+    }
+
+    if (rc == SA_OK) {
+        sa_rerank_blend(scores, relevance, NULL, m, SA_RERANK_BLEND);
+
+        kept = 0;
+        sa_query_conf_init(&qc);
+
+        /* a long message is ranked, not gated (as in the module) */
+        long_query = qc.long_words
+                     && sa_query_words(q->text, strlen(q->text),
+                                       qc.long_words) >= qc.long_words;
+
+        for (i = 0; i < m; i++) {
+            if (long_query || relevance[i] >= kb_reranker.min_relevance) {
+                hits[kept].chunk = hits[i].chunk;
+                hits[kept].score = scores[i];
+                kept++;
+            }
+        }
+
+        qsort(hits, kept, sizeof(sa_kb_hit_t), kb_hit_cmp);
+        *n = kept;
+    }
+
+    for (i = 0; i < m; i++) {
+        free((char *) docs[i].heading);
+        free((char *) docs[i].text);
+    }
+
+    free(docs);
+    free(scores);
+
+    return rc;
+}
+
+
+static int
+kb_hit_cmp(const void *one, const void *two)
+{
+    const sa_kb_hit_t  *a = one;
+    const sa_kb_hit_t  *b = two;
+
+    if (a->score != b->score) {
+        return a->score > b->score ? -1 : 1;
+    }
+
+    return a->chunk < b->chunk ? -1 : (a->chunk > b->chunk);
 }
 
 

@@ -49,6 +49,7 @@ typedef struct {
     ngx_http_sa_llm_t          llm;
 
     ngx_http_sa_kb_results_t   kb;         /* retrieved sources */
+    ngx_http_sa_kb_retrieval_t retrieval;
     uint32_t                   cite;       /* bit n: source n+1 is cited */
 
     u_char                    *text;       /* reply text not yet streamed */
@@ -85,6 +86,10 @@ static ngx_int_t ngx_http_sa_chat_load_history(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx, int64_t now);
 static ngx_int_t ngx_http_sa_chat_meta(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx);
+static ngx_int_t ngx_http_sa_chat_answer(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx);
+static void ngx_http_sa_chat_retrieved(ngx_http_request_t *r, void *data,
+    ngx_int_t rc);
 static ngx_int_t ngx_http_sa_chat_retrieve(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx);
 static ngx_int_t ngx_http_sa_chat_grounded_prompt(ngx_http_request_t *r,
@@ -426,12 +431,33 @@ ngx_http_sa_chat_begin(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
         ngx_add_timer(&ctx->heartbeat, conf->heartbeat);
     }
 
-    if (conf->kb.kb != NULL) {
+    if (conf->kb.kb != NULL || conf->kb.qdrant.url.len) {
         rc = ngx_http_sa_chat_retrieve(r, ctx);
+
+        if (rc == NGX_AGAIN) {
+            /* ngx_http_sa_chat_retrieved() goes on */
+            return NGX_DONE;
+        }
+
         if (rc != NGX_OK) {
             return rc;
         }
+    }
 
+    return ngx_http_sa_chat_answer(r, ctx);
+}
+
+
+/* the sources are known (or there is no KB): answer */
+
+static ngx_int_t
+ngx_http_sa_chat_answer(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
+{
+    ngx_http_sa_loc_conf_t  *conf;
+
+    conf = ctx->conf;
+
+    if (ctx->grounded) {
         if (ctx->kb.n == 0) {
             /* nothing relevant: say so rather than let a model guess */
             ngx_http_sa_chat_complete(r, ctx, (char *) conf->kb_no_answer.data,
@@ -894,10 +920,16 @@ ngx_http_sa_chat_retrieve(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
     user = &ctx->msgs[ctx->n_msgs - 1];
 
     ctx->grounded = 1;
+    ctx->retrieval.on_done = ngx_http_sa_chat_retrieved;
+    ctx->retrieval.data = ctx;
 
     rc = ngx_http_sa_kb_retrieve(r, &ctx->conf->kb, user->content,
                                  user->content_len, ctx->conf->kb.top_k,
-                                 filters, &ctx->kb);
+                                 filters, &ctx->kb, &ctx->retrieval);
+
+    if (rc == NGX_AGAIN) {
+        return NGX_AGAIN;
+    }
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -910,6 +942,39 @@ ngx_http_sa_chat_retrieve(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
                    ctx->kb.n, &ctx->conversation_id);
 
     return NGX_OK;
+}
+
+
+/* the services asked for retrieval have answered (or failed: retrieval
+   degrades on its own; NGX_ERROR only for a failure of ours) */
+
+static void
+ngx_http_sa_chat_retrieved(ngx_http_request_t *r, void *data, ngx_int_t rc)
+{
+    ngx_http_sa_ctx_t  *ctx = data;
+
+    if (ctx->done) {
+        return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "support agent: %ui sources for conversation \"%V\"",
+                   ctx->kb.n, &ctx->conversation_id);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                              "internal_error", NGX_HTTP_SA_UNAVAILABLE);
+        return;
+    }
+
+    /* NGX_DECLINED: no index could be read (logged); no sources */
+
+    rc = ngx_http_sa_chat_answer(r, ctx);
+
+    if (rc != NGX_DONE) {
+        ngx_http_sa_chat_close_turn(ctx);
+        ngx_http_sa_chat_finalize(r, ctx, rc);
+    }
 }
 
 
@@ -1520,6 +1585,8 @@ ngx_http_sa_chat_deadline(ngx_event_t *ev)
         ngx_http_sa_llm_cancel(&ctx->llm);
     }
 
+    ngx_http_sa_kb_retrieval_cancel(&ctx->retrieval);
+
     ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_GATEWAY_TIME_OUT,
                           "llm_unavailable", NGX_HTTP_SA_UNAVAILABLE);
 
@@ -1546,6 +1613,7 @@ ngx_http_sa_chat_cleanup(void *data)
     }
 
     ngx_http_sa_llm_cancel(&ctx->llm);
+    ngx_http_sa_kb_retrieval_cancel(&ctx->retrieval);
 
     /* client gone or request terminated mid-turn */
     ngx_http_sa_chat_close_turn(ctx);

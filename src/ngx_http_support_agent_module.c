@@ -33,7 +33,7 @@ static char *ngx_http_sa_store_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_sa_llm_url(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_sa_llm_api_key(ngx_conf_t *cf, ngx_command_t *cmd,
+static char *ngx_http_sa_api_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_sa_temperature(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -42,6 +42,18 @@ static char *ngx_http_sa_kb_filter(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_sa_kb_min_score(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_sa_double_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_sa_kb_fusion(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_sa_service_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_sa_qdrant_collection(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_sa_merge_services(ngx_conf_t *cf,
+    ngx_http_sa_kb_conf_t *conf, ngx_http_sa_kb_conf_t *prev);
+static ngx_int_t ngx_http_sa_key_header(ngx_conf_t *cf, const char *name,
+    ngx_str_t *key, ngx_str_t *header);
 static char *ngx_http_sa_search(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_sa_text_file(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -72,6 +84,10 @@ static ngx_conf_num_bounds_t  ngx_http_sa_keepalive_bounds = {
     ngx_http_sa_check_bounds, 1, 100000
 };
 
+
+static ngx_conf_num_bounds_t  ngx_http_sa_candidates_bounds = {
+    ngx_http_sa_check_bounds, 1, 200
+};
 
 static ngx_conf_num_bounds_t  ngx_http_sa_top_k_bounds = {
     ngx_http_sa_check_bounds, 1, 20
@@ -134,9 +150,9 @@ static ngx_command_t  ngx_http_sa_commands[] = {
 
     { ngx_string("support_agent_llm_api_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_sa_llm_api_key,
+      ngx_http_sa_api_key,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_sa_loc_conf_t, llm_api_key),
       NULL },
 
     { ngx_string("support_agent_llm_connect_timeout"),
@@ -263,6 +279,111 @@ static ngx_command_t  ngx_http_sa_commands[] = {
       ngx_http_sa_text_file,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_sa_loc_conf_t, kb_no_answer),
+      NULL },
+
+    { ngx_string("support_agent_kb_candidates"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, kb.candidates),
+      &ngx_http_sa_candidates_bounds },
+
+    { ngx_string("support_agent_kb_min_relevance"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_double_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, kb.min_relevance),
+      NULL },
+
+    { ngx_string("support_agent_kb_fusion"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_sa_kb_fusion,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("support_agent_embed_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_service_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, kb.embed.url),
+      NULL },
+
+    { ngx_string("support_agent_embed_model"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, kb.embed_model),
+      NULL },
+
+    { ngx_string("support_agent_embed_api_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_api_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, kb.embed_key),
+      NULL },
+
+    { ngx_string("support_agent_embed_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, kb.embed.timeout),
+      NULL },
+
+    { ngx_string("support_agent_rerank_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_service_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, kb.rerank.url),
+      NULL },
+
+    { ngx_string("support_agent_rerank_model"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, kb.rerank_model),
+      NULL },
+
+    { ngx_string("support_agent_rerank_api_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_api_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, kb.rerank_key),
+      NULL },
+
+    { ngx_string("support_agent_rerank_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, kb.rerank.timeout),
+      NULL },
+
+    { ngx_string("support_agent_qdrant_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_service_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, kb.qdrant.url),
+      NULL },
+
+    { ngx_string("support_agent_qdrant_collection"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_qdrant_collection,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("support_agent_qdrant_api_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_api_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, kb.qdrant_key),
+      NULL },
+
+    { ngx_string("support_agent_qdrant_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, kb.qdrant.timeout),
       NULL },
 
     { ngx_string("support_agent_search"),
@@ -439,6 +560,14 @@ ngx_http_sa_create_loc_conf(ngx_conf_t *cf)
     conf->kb.kb = NGX_CONF_UNSET_PTR;
     conf->kb.top_k = NGX_CONF_UNSET_UINT;
     conf->kb.min_score = -1;
+    conf->kb.min_relevance = -1;
+    conf->kb.candidates = NGX_CONF_UNSET_UINT;
+    conf->kb.rrf_k = -1;
+    conf->kb.lexical_weight = -1;
+    conf->kb.dense_weight = -1;
+    conf->kb.embed.timeout = NGX_CONF_UNSET_MSEC;
+    conf->kb.rerank.timeout = NGX_CONF_UNSET_MSEC;
+    conf->kb.qdrant.timeout = NGX_CONF_UNSET_MSEC;
     conf->kb.max_age = NGX_CONF_UNSET;
     conf->llm_connect_timeout = NGX_CONF_UNSET_MSEC;
     conf->llm_idle_timeout = NGX_CONF_UNSET_MSEC;
@@ -546,10 +675,19 @@ ngx_http_sa_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               8 * 1024);
     ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);
 
-    if (conf->search == 1 && conf->kb.kb == NULL) {
+    if (ngx_http_sa_merge_services(cf, &conf->kb, &prev->kb)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->search == 1 && conf->kb.kb == NULL
+        && conf->kb.qdrant.url.len == 0)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"support_agent_search\" needs "
-                           "\"support_agent_kb\"");
+                           "\"support_agent_kb\" or "
+                           "\"support_agent_qdrant_url\"");
         return NGX_CONF_ERROR;
     }
 
@@ -611,12 +749,346 @@ ngx_http_sa_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * The retrieval services: defaults, the API each URL speaks, the key
+ * headers, and what "nginx -t" should catch.
+ */
+
+static char *
+ngx_http_sa_merge_services(ngx_conf_t *cf, ngx_http_sa_kb_conf_t *conf,
+    ngx_http_sa_kb_conf_t *prev)
+{
+    u_char  *p;
+    size_t   len;
+
+    ngx_conf_merge_uint_value(conf->candidates, prev->candidates, 20);
+
+    if (conf->min_relevance < 0) {
+        conf->min_relevance = prev->min_relevance < 0 ? 0.2
+                                                      : prev->min_relevance;
+    }
+
+    if (conf->rrf_k < 0) {
+        conf->rrf_k = prev->rrf_k < 0 ? 60 : prev->rrf_k;
+        conf->lexical_weight = prev->lexical_weight < 0
+                               ? 1 : prev->lexical_weight;
+        conf->dense_weight = prev->dense_weight < 0 ? 1 : prev->dense_weight;
+    }
+
+    ngx_conf_merge_str_value(conf->embed.url, prev->embed.url, "");
+    ngx_conf_merge_str_value(conf->embed_model, prev->embed_model, "");
+    ngx_conf_merge_str_value(conf->embed_key, prev->embed_key, "");
+    ngx_conf_merge_msec_value(conf->embed.timeout, prev->embed.timeout,
+                              2000);
+
+    ngx_conf_merge_str_value(conf->rerank.url, prev->rerank.url, "");
+    ngx_conf_merge_str_value(conf->rerank_model, prev->rerank_model, "");
+    ngx_conf_merge_str_value(conf->rerank_key, prev->rerank_key, "");
+    ngx_conf_merge_msec_value(conf->rerank.timeout, prev->rerank.timeout,
+                              2000);
+
+    ngx_conf_merge_str_value(conf->qdrant.url, prev->qdrant.url, "");
+    ngx_conf_merge_str_value(conf->qdrant_collection,
+                             prev->qdrant_collection, "");
+    ngx_conf_merge_str_value(conf->qdrant_key, prev->qdrant_key, "");
+    ngx_conf_merge_msec_value(conf->qdrant.timeout, prev->qdrant.timeout,
+                              2000);
+
+    conf->embed.connect_timeout = conf->embed.timeout;
+    conf->embed.max_body = 4 * 1024 * 1024;
+    conf->rerank.connect_timeout = conf->rerank.timeout;
+    conf->rerank.max_body = 1024 * 1024;
+    conf->qdrant.connect_timeout = conf->qdrant.timeout;
+    conf->qdrant.max_body = 4 * 1024 * 1024;
+
+    conf->embed_api = sa_embed_api((char *) conf->embed.url.data,
+                                   conf->embed.url.len);
+    conf->rerank_api = sa_rerank_api((char *) conf->rerank.url.data,
+                                     conf->rerank.url.len);
+
+    if (conf->embed.url.len && conf->embed_api == SA_EMBED_OPENAI
+        && conf->embed_model.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"support_agent_embed_model\" is required when "
+                           "\"support_agent_embed_url\" is an "
+                           "OpenAI-compatible endpoint (TEI's ends in "
+                           "/embed)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->rerank.url.len && conf->rerank_api == SA_RERANK_COHERE
+        && conf->rerank_model.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"support_agent_rerank_model\" is required when "
+                           "\"support_agent_rerank_url\" is a Cohere-style "
+                           "endpoint (TEI's ends in /rerank)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->qdrant.url.len && conf->qdrant_collection.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"support_agent_qdrant_collection\" is required "
+                           "when \"support_agent_qdrant_url\" is set");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_sa_key_header(cf, "Authorization: Bearer ", &conf->embed_key,
+                               &conf->embed.key_header)
+        != NGX_OK
+        || ngx_http_sa_key_header(cf, "Authorization: Bearer ",
+                                  &conf->rerank_key, &conf->rerank.key_header)
+           != NGX_OK
+        || ngx_http_sa_key_header(cf, "api-key: ", &conf->qdrant_key,
+                                  &conf->qdrant.key_header)
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->qdrant_collection.len && conf->qdrant_query_path.data == NULL) {
+        len = sizeof("/collections/") - 1 + conf->qdrant_collection.len
+              + sizeof("/points/query");
+
+        p = ngx_pnalloc(cf->pool, 2 * len);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        conf->qdrant_query_path.data = p;
+        p = ngx_sprintf(p, "/collections/%V/points/query%Z",
+                        &conf->qdrant_collection);
+        conf->qdrant_query_path.len = p - 1 - conf->qdrant_query_path.data;
+
+        conf->qdrant_points_path.data = p;
+        p = ngx_sprintf(p, "/collections/%V/points%Z",
+                        &conf->qdrant_collection);
+        conf->qdrant_points_path.len = p - 1 - conf->qdrant_points_path.data;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the header line carrying a key; empty without a key */
+
+static ngx_int_t
+ngx_http_sa_key_header(ngx_conf_t *cf, const char *name, ngx_str_t *key,
+    ngx_str_t *header)
+{
+    u_char  *p;
+    size_t   len;
+
+    if (key->len == 0 || header->len) {
+        return NGX_OK;
+    }
+
+    len = ngx_strlen(name);
+
+    p = ngx_pnalloc(cf->pool, len + key->len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    header->data = p;
+    p = ngx_cpymem(p, name, len);
+    p = ngx_cpymem(p, key->data, key->len);
+    *p = '\0';
+    header->len = p - header->data;
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_sa_service_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t  *value, *field;
+
+    field = (ngx_str_t *) ((u_char *) conf + cmd->offset);
+
+    if (field->data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strncasecmp(value[1].data, (u_char *) "http://", 7) != 0
+        && ngx_strncasecmp(value[1].data, (u_char *) "https://", 8) != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid URL \"%V\" in \"%V\": must start with "
+                           "http:// or https://", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* conf tokens are NUL-terminated */
+    *field = value[1];
+
+    /* an OpenAI-style base URL: the embeddings endpoint under it */
+    if (ngx_strcmp(cmd->name.data, "support_agent_embed_url") == 0
+        && field->len > 3
+        && ngx_strcmp(field->data + field->len - 3, "/v1") == 0)
+    {
+        field->data = ngx_pnalloc(cf->pool, value[1].len + 12);
+        if (field->data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        field->len = ngx_sprintf(field->data, "%V/embeddings%Z", &value[1])
+                     - field->data - 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_sa_qdrant_collection(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_sa_loc_conf_t *salcf = conf;
+
+    u_char     *p;
+    ngx_str_t  *value;
+
+    if (salcf->kb.qdrant_collection.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    /* it goes into URL paths and cache keys as it is */
+    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+        {
+            break;
+        }
+    }
+
+    if (value[1].len == 0 || value[1].len > 255
+        || p != value[1].data + value[1].len)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid collection name \"%V\" in \"%V\": "
+                           "1 to 255 of A-Z a-z 0-9 _ -", &value[1],
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    salcf->kb.qdrant_collection = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/* a number of 0 or more, into a double initialised to -1 */
+
+static char *
+ngx_http_sa_double_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char       *end;
+    double      v, *field;
+    ngx_str_t  *value;
+
+    field = (double *) ((u_char *) conf + cmd->offset);
+
+    if (*field >= 0) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    v = strtod((char *) value[1].data, &end);
+
+    if (end == (char *) value[1].data || *end != '\0' || !(v >= 0)
+        || v > 1e9)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\", expected a "
+                           "number of 0 or more", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    *field = v;
+
+    return NGX_CONF_OK;
+}
+
+
+/* support_agent_kb_fusion [k=N] [lexical=W] [dense=W]; */
+
+static char *
+ngx_http_sa_kb_fusion(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_sa_loc_conf_t *salcf = conf;
+
+    char        *end;
+    double       v, *field;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (salcf->kb.rrf_k >= 0) {
+        return "is duplicate";
+    }
+
+    salcf->kb.rrf_k = 60;
+    salcf->kb.lexical_weight = 1;
+    salcf->kb.dense_weight = 1;
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "k=", 2) == 0) {
+            field = &salcf->kb.rrf_k;
+            end = (char *) value[i].data + 2;
+
+        } else if (ngx_strncmp(value[i].data, "lexical=", 8) == 0) {
+            field = &salcf->kb.lexical_weight;
+            end = (char *) value[i].data + 8;
+
+        } else if (ngx_strncmp(value[i].data, "dense=", 6) == 0) {
+            field = &salcf->kb.dense_weight;
+            end = (char *) value[i].data + 6;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\", "
+                               "expected k=, lexical= or dense=", &value[i],
+                               &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        v = strtod(end, &end);
+
+        if (*end != '\0' || end == (char *) value[i].data
+            || !(v > 0) || v > 1000
+            || (field == &salcf->kb.rrf_k && v < 1))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value in \"%V\" of \"%V\": k is "
+                               "1..1000, weights more than 0 and at most "
+                               "1000", &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        *field = v;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static char *
 ngx_http_sa_search(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_sa_loc_conf_t *salcf = conf;
 
     ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_sa_main_conf_t   *smcf;
 
     if (salcf->search != NGX_CONF_UNSET) {
         return "is duplicate";
@@ -626,6 +1098,11 @@ ngx_http_sa_search(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_sa_kb_search_handler;
+
+    /* retrieval services need the worker's curl multi handle */
+    smcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_support_agent_module);
+    smcf->used = 1;
 
     return NGX_CONF_OK;
 }
@@ -845,15 +1322,15 @@ ngx_http_sa_llm_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /* "env=NAME" or "file=PATH": the key itself never appears in nginx.conf */
 
 static char *
-ngx_http_sa_llm_api_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_sa_api_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_sa_loc_conf_t *salcf = conf;
-
     u_char     *v;
     size_t      len;
-    ngx_str_t  *value, name, key;
+    ngx_str_t  *value, name, key, *field;
 
-    if (salcf->llm_api_key.data != NULL) {
+    field = (ngx_str_t *) ((u_char *) conf + cmd->offset);
+
+    if (field->data != NULL) {
         return "is duplicate";
     }
 
@@ -865,8 +1342,8 @@ ngx_http_sa_llm_api_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (v == NULL || *v == '\0') {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "environment variable \"%s\" named by "
-                               "\"support_agent_llm_api_key\" is not set",
-                               value[1].data + 4);
+                               "\"%V\" is not set", value[1].data + 4,
+                               &cmd->name);
             return NGX_CONF_ERROR;
         }
 
@@ -891,9 +1368,9 @@ ngx_http_sa_llm_api_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     } else {
         /* the value may be a pasted key: never echo it */
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value in \"support_agent_llm_api_key\", "
-                           "expected \"env=NAME\" or \"file=PATH\" (the "
-                           "key itself does not belong in nginx.conf)");
+                           "invalid value in \"%V\", expected \"env=NAME\" "
+                           "or \"file=PATH\" (the key itself does not "
+                           "belong in nginx.conf)", &cmd->name);
         return NGX_CONF_ERROR;
     }
 
@@ -913,21 +1390,19 @@ ngx_http_sa_llm_api_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     for (v = key.data; v < key.data + key.len; v++) {
         if (*v < 0x21 || *v > 0x7e) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "the API key of \"support_agent_llm_api_key\" "
-                               "contains characters not allowed in an HTTP "
-                               "header");
+                               "the API key of \"%V\" contains characters "
+                               "not allowed in an HTTP header", &cmd->name);
             return NGX_CONF_ERROR;
         }
     }
 
     if (key.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "the API key of \"support_agent_llm_api_key\" is "
-                           "empty");
+                           "the API key of \"%V\" is empty", &cmd->name);
         return NGX_CONF_ERROR;
     }
 
-    salcf->llm_api_key = key;
+    *field = key;
 
     return NGX_CONF_OK;
 }
@@ -1159,6 +1634,7 @@ ngx_http_sa_exit_process(ngx_cycle_t *cycle)
 {
     /* turns first: they release busy marks in the store */
     ngx_http_sa_chat_exit_process();
+    ngx_http_sa_kb_exit_process();
     ngx_http_sa_curl_exit_process(cycle);
     ngx_http_sa_store_exit_process(cycle);
 }

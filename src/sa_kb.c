@@ -33,6 +33,12 @@
 #define SA_KB_CHUNK_FIXED      32
 #define SA_KB_NFILTERS         4
 #define SA_KB_NO_CODE          0xffffffff
+#define SA_KB_MAX_DIM          65536
+
+/* the dense scan reads so many values at a time, prefetching so many
+   values ahead */
+#define SA_KB_SCAN_BATCH       32
+#define SA_KB_AHEAD            2
 
 /* a build commits every so many record writes: a txn's dirty pages stay
    in memory until it commits */
@@ -117,6 +123,12 @@ typedef struct {
     sa_kb_rd_t            rest;         /* at the entries */
 } sa_kb_doc_rec_t;
 
+/* a vector found by the dense scan */
+typedef struct {
+    uint32_t              chunk;
+    const unsigned char  *p;
+} sa_kb_vref_t;
+
 /* the values of one filter field, sorted ("" first) */
 typedef struct {
     uint32_t              n;
@@ -134,8 +146,13 @@ struct sa_kb_s {
     MDB_dbi               chunks;
     MDB_dbi               postings;
     MDB_dbi               columns;
+    MDB_dbi               vectors;
 
     sa_analyzer_t        *analyzer;
+
+    int                   int8;         /* vectors: scale and int8s */
+    size_t                vsize;        /* bytes of a stored vector */
+    float                *qvec;         /* the normalised dense query */
 
     uint32_t              ndocs;
     uint32_t              nchunks;
@@ -217,6 +234,11 @@ struct sa_kb_writer_s {
     uint32_t              max_chars;
     uint32_t              overlap;
 
+    char                 *embed_model;  /* NULL: no vectors */
+    uint32_t              dim;          /* 0: not known yet */
+    int                   int8;
+    unsigned char        *vbuf;         /* a vector being stored */
+
     char                 *path;
     char                 *tmp;
     int                   lock_fd;
@@ -279,7 +301,22 @@ static int sa_kb_filter_code(sa_kb_dict_t *d, const char *value,
     uint32_t *code);
 static int sa_kb_hit_worse(const sa_kb_hit_t *a, const sa_kb_hit_t *b);
 static void sa_kb_heap_down(sa_kb_hit_t *h, size_t n, size_t i);
+static void sa_kb_heap_push(sa_kb_hit_t *h, size_t *nh, size_t k,
+    const sa_kb_hit_t *hit);
+static void sa_kb_heap_sort(sa_kb_hit_t *h, size_t n);
 static char *sa_kb_strdup(const sa_kb_str_t *s);
+static int sa_kb_load_vectors(sa_kb_t *kb, const char *path, char *err,
+    size_t errlen);
+static int sa_kb_filter_prepare(sa_kb_t *kb, const sa_kb_filter_t *filter,
+    unsigned flags, uint32_t *want, const unsigned char **codes, int *nf);
+static int sa_kb_filter_pass(uint32_t id, const uint32_t *want,
+    const unsigned char **codes, int nf, int unset);
+static void sa_kb_prefetch(const unsigned char *p, size_t size);
+static float sa_kb_dot_f32(const float *q, const unsigned char *v,
+    size_t dim);
+static float sa_kb_dot_i8(const float *q, const unsigned char *v,
+    size_t dim);
+static void sa_kb_i8_layout(float *q, size_t dim);
 
 static void sa_kb_put_u16(unsigned char *p, uint16_t v);
 static void sa_kb_put_u32(unsigned char *p, uint32_t v);
@@ -288,6 +325,9 @@ static uint16_t sa_kb_get_u16(const unsigned char *p);
 static uint32_t sa_kb_get_u32(const unsigned char *p);
 static uint64_t sa_kb_get_u64(const unsigned char *p);
 static void sa_kb_put_be32(unsigned char *p, uint32_t v);
+static uint32_t sa_kb_get_be32(const unsigned char *p);
+static void sa_kb_put_f32(unsigned char *p, float v);
+static float sa_kb_get_f32(const unsigned char *p);
 static size_t sa_kb_put_varint(unsigned char *p, uint64_t v);
 static uint64_t sa_kb_rd_varint(sa_kb_rd_t *rd);
 static void sa_kb_rd_str(sa_kb_rd_t *rd, sa_kb_str_t *s);
@@ -344,6 +384,13 @@ static int sa_kb_writer_dedupe(sa_kb_writer_t *w, const sa_kb_doc_t *doc,
 static int sa_kb_writer_chunk_rec(sa_kb_buf_t *b, uint32_t tokens,
     int64_t updated_ms, const unsigned char *hash,
     const sa_kb_str_t *f);
+static int sa_kb_writer_embed_examine(sa_kb_writer_t *w, MDB_txn *txn,
+    MDB_dbi meta, uint32_t *dim);
+static int sa_kb_writer_check_vector(sa_kb_writer_t *w,
+    const sa_kb_doc_t *doc, size_t i, const float *v);
+static int sa_kb_writer_put_vector(sa_kb_writer_t *w, uint32_t id,
+    const float *v);
+static int sa_kb_writer_vector_stats(sa_kb_writer_t *w);
 static int sa_kb_index_term(void *data, const char *term, size_t len,
     uint32_t position);
 static int sa_kb_dirty_term(void *data, const char *term, size_t len,
@@ -481,7 +528,8 @@ sa_kb_load(sa_kb_t *kb, const char *path, char *err, size_t errlen)
     }
 
     if (sa_kb_load_meta(kb, path, err, errlen) != SA_OK
-        || sa_kb_load_columns(kb, path, err, errlen) != SA_OK)
+        || sa_kb_load_columns(kb, path, err, errlen) != SA_OK
+        || sa_kb_load_vectors(kb, path, err, errlen) != SA_OK)
     {
         return SA_ERROR;
     }
@@ -725,6 +773,61 @@ sa_kb_load_dict(sa_kb_dict_t *d, const MDB_val *val, uint32_t next_chunk)
 }
 
 
+/* the vectors' encoding; the values themselves are read where they lie */
+
+static int
+sa_kb_load_vectors(sa_kb_t *kb, const char *path, char *err,
+    size_t errlen)
+{
+    int   rc;
+    char  encoding[16];
+
+    if (kb->dim == 0) {
+        return SA_OK;
+    }
+
+    if (kb->dim > SA_KB_MAX_DIM) {
+        snprintf(err, errlen, "kb \"%s\": bad embed_dim in meta", path);
+        return SA_ERROR;
+    }
+
+    if (sa_kb_meta_get(kb->txn, kb->meta, "embed_encoding", encoding,
+                       sizeof(encoding))
+        != SA_OK)
+    {
+        encoding[0] = '\0';
+    }
+
+    if (strcmp(encoding, "float32") == 0) {
+        kb->vsize = (size_t) kb->dim * 4;
+
+    } else if (strcmp(encoding, "int8") == 0) {
+        kb->int8 = 1;
+        kb->vsize = 4 + (size_t) kb->dim;
+
+    } else {
+        snprintf(err, errlen, "kb \"%s\": unknown embed_encoding \"%s\"",
+                 path, encoding);
+        return SA_ERROR;
+    }
+
+    rc = mdb_dbi_open(kb->txn, "vectors", 0, &kb->vectors);
+    if (rc != MDB_SUCCESS) {
+        snprintf(err, errlen, "kb \"%s\": no \"vectors\" database: %s",
+                 path, mdb_strerror(rc));
+        return SA_ERROR;
+    }
+
+    kb->qvec = malloc((size_t) kb->dim * sizeof(float));
+    if (kb->qvec == NULL) {
+        snprintf(err, errlen, "kb \"%s\": out of memory", path);
+        return SA_ERROR;
+    }
+
+    return SA_OK;
+}
+
+
 void
 sa_kb_close(sa_kb_t *kb)
 {
@@ -750,6 +853,7 @@ sa_kb_close(sa_kb_t *kb)
     }
 
     free(kb->length);
+    free(kb->qvec);
     free(kb->norm);
     free(kb->score);
     free(kb->touched);
@@ -800,6 +904,45 @@ sa_kb_meta(sa_kb_t *kb, const char *name, char *buf, size_t size)
     sa_kb_end(kb);
 
     return rc;
+}
+
+
+double
+sa_kb_term_idf(sa_kb_t *kb, const char *term, size_t len)
+{
+    int          rc;
+    double       df, N;
+    MDB_val      key, val;
+    sa_kb_rd_t   rd;
+
+    N = kb->nchunks;
+    df = 0;
+
+    if (sa_kb_begin(kb) != SA_OK) {
+        return 0;
+    }
+
+    key.mv_data = (void *) term;
+    key.mv_size = len;
+
+    rc = mdb_get(kb->txn, kb->postings, &key, &val);
+
+    if (rc == MDB_SUCCESS) {
+        rd.p = val.mv_data;
+        rd.last = rd.p + val.mv_size;
+        rd.bad = 0;
+
+        df = (double) sa_kb_rd_varint(&rd);
+
+        if (rd.bad || df > N) {
+            df = 0;
+        }
+    }
+
+    sa_kb_end(kb);
+
+    /* BM25's idf; a term not in the KB weighs as the rarest */
+    return log(1 + (N - df + 0.5) / (df + 0.5));
 }
 
 
@@ -913,17 +1056,16 @@ sa_kb_search_bm25_ex(sa_kb_t *kb, const char *query, size_t len,
     const sa_kb_filter_t *filter, unsigned flags, float k1, float b,
     size_t k, sa_kb_hit_t *hits, size_t *n)
 {
-    int                   rc, i, nf, unset;
+    int                   rc, nf, unset;
     float                 w, s, tf, *score, *norm;
     double                idf, df, N;
-    size_t                q, j, nq, nt, nh, qtf;
-    uint32_t              id, code, want[SA_KB_NFILTERS], ntouched,
-                         *touched;
+    size_t                q, nq, nt, nh, qtf;
+    uint32_t              id, want[SA_KB_NFILTERS], ntouched, *touched;
     uint64_t              v, cnt, e;
     MDB_val               key, val;
     sa_kb_rd_t            rd;
     sa_kb_hit_t           hit;
-    const char           *term, *values[SA_KB_NFILTERS];
+    const char           *term;
     const unsigned char  *p, *last, *codes[SA_KB_NFILTERS];
 
     *n = 0;
@@ -947,36 +1089,11 @@ sa_kb_search_bm25_ex(sa_kb_t *kb, const char *query, size_t len,
         b = 1;
     }
 
-    /* a filter value the KB does not have matches nothing (or only the
-       chunks without a value, with SA_KB_MATCH_UNSET) */
-
-    nf = 0;
     unset = (flags & SA_KB_MATCH_UNSET) != 0;
 
-    if (filter != NULL) {
-        values[0] = filter->product_area;
-        values[1] = filter->version;
-        values[2] = filter->tier;
-        values[3] = filter->region;
-
-        for (i = 0; i < SA_KB_NFILTERS; i++) {
-            if (values[i] == NULL || values[i][0] == '\0') {
-                continue;
-            }
-
-            if (sa_kb_filter_code(&kb->dicts[i], values[i], &want[nf])
-                != SA_OK)
-            {
-                if (!unset) {
-                    return SA_OK;
-                }
-
-                /* no chunk has the value: code 0 ("") alone passes */
-                want[nf] = 0;
-            }
-
-            codes[nf++] = kb->dicts[i].codes;
-        }
+    if (sa_kb_filter_prepare(kb, filter, flags, want, codes, &nf) != SA_OK)
+    {
+        return SA_OK;
     }
 
     /* the query's terms, sorted so that repeats are adjacent */
@@ -1129,53 +1246,18 @@ sa_kb_search_bm25_ex(sa_kb_t *kb, const char *query, size_t len,
         hit.score = score[id];
         score[id] = 0;
 
-        if (rc != SA_OK) {
+        if (rc != SA_OK || !sa_kb_filter_pass(id, want, codes, nf, unset)) {
             continue;
         }
 
-        for (j = 0; j < (size_t) nf; j++) {
-            code = sa_kb_get_u16(codes[j] + 2 * (size_t) id);
-
-            if (code != want[j] && !(unset && code == 0)) {
-                break;
-            }
-        }
-
-        if (j != (size_t) nf) {
-            continue;
-        }
-
-        if (nh < k) {
-            /* sift up */
-            j = nh++;
-
-            while (j > 0 && sa_kb_hit_worse(&hit, &hits[(j - 1) / 2])) {
-                hits[j] = hits[(j - 1) / 2];
-                j = (j - 1) / 2;
-            }
-
-            hits[j] = hit;
-            continue;
-        }
-
-        if (sa_kb_hit_worse(&hits[0], &hit)) {
-            hits[0] = hit;
-            sa_kb_heap_down(hits, nh, 0);
-        }
+        sa_kb_heap_push(hits, &nh, k, &hit);
     }
 
     if (rc != SA_OK) {
         return SA_ERROR;
     }
 
-    /* heap sort: the worst goes to the end each time */
-
-    for (j = nh; j > 1; j--) {
-        hit = hits[0];
-        hits[0] = hits[j - 1];
-        hits[j - 1] = hit;
-        sa_kb_heap_down(hits, j - 1, 0);
-    }
+    sa_kb_heap_sort(hits, nh);
 
     *n = nh;
 
@@ -1319,6 +1401,116 @@ sa_kb_heap_down(sa_kb_hit_t *h, size_t n, size_t i)
 }
 
 
+/* the best k so far: a heap with the worst on top */
+
+static void
+sa_kb_heap_push(sa_kb_hit_t *h, size_t *nh, size_t k, const sa_kb_hit_t *hit)
+{
+    size_t  j;
+
+    if (*nh < k) {
+        /* sift up */
+        j = (*nh)++;
+
+        while (j > 0 && sa_kb_hit_worse(hit, &h[(j - 1) / 2])) {
+            h[j] = h[(j - 1) / 2];
+            j = (j - 1) / 2;
+        }
+
+        h[j] = *hit;
+        return;
+    }
+
+    if (sa_kb_hit_worse(&h[0], hit)) {
+        h[0] = *hit;
+        sa_kb_heap_down(h, *nh, 0);
+    }
+}
+
+
+/* heap sort: the worst goes to the end each time, so the best is first */
+
+static void
+sa_kb_heap_sort(sa_kb_hit_t *h, size_t n)
+{
+    size_t       j;
+    sa_kb_hit_t  x;
+
+    for (j = n; j > 1; j--) {
+        x = h[0];
+        h[0] = h[j - 1];
+        h[j - 1] = x;
+        sa_kb_heap_down(h, j - 1, 0);
+    }
+}
+
+
+/*
+ * The filter as codes of the per-chunk columns.  A filter value the KB
+ * does not have matches nothing (SA_NOT_FOUND), or only the chunks
+ * without a value, with SA_KB_MATCH_UNSET.
+ */
+
+static int
+sa_kb_filter_prepare(sa_kb_t *kb, const sa_kb_filter_t *filter,
+    unsigned flags, uint32_t *want, const unsigned char **codes, int *nf)
+{
+    int          i;
+    const char  *values[SA_KB_NFILTERS];
+
+    *nf = 0;
+
+    if (filter == NULL) {
+        return SA_OK;
+    }
+
+    values[0] = filter->product_area;
+    values[1] = filter->version;
+    values[2] = filter->tier;
+    values[3] = filter->region;
+
+    for (i = 0; i < SA_KB_NFILTERS; i++) {
+        if (values[i] == NULL || values[i][0] == '\0') {
+            continue;
+        }
+
+        if (sa_kb_filter_code(&kb->dicts[i], values[i], &want[*nf])
+            != SA_OK)
+        {
+            if (!(flags & SA_KB_MATCH_UNSET)) {
+                return SA_NOT_FOUND;
+            }
+
+            /* no chunk has the value: code 0 ("") alone passes */
+            want[*nf] = 0;
+        }
+
+        codes[(*nf)++] = kb->dicts[i].codes;
+    }
+
+    return SA_OK;
+}
+
+
+static int
+sa_kb_filter_pass(uint32_t id, const uint32_t *want,
+    const unsigned char **codes, int nf, int unset)
+{
+    int       j;
+    uint32_t  code;
+
+    for (j = 0; j < nf; j++) {
+        code = sa_kb_get_u16(codes[j] + 2 * (size_t) id);
+
+        if (code != want[j] && !(unset && code == 0)) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 /* ------------------------------------------------------------------ */
 /* fetching a chunk                                                    */
 
@@ -1381,6 +1573,10 @@ sa_kb_chunk(sa_kb_t *kb, uint32_t chunk, sa_kb_chunk_t *out)
 
     out->chunk = chunk;
     out->updated_ms = rec.updated_ms;
+    out->tokens = rec.tokens;
+    memcpy(out->hash, rec.hash, SA_KB_HASH_SIZE);
+    out->prefix_len = rec.f[SA_KB_C_PREFIX].len;
+    out->prefix = sa_kb_strdup(&rec.f[SA_KB_C_PREFIX]);
     out->text_len = rec.f[SA_KB_C_TEXT].len;
     out->doc_id = sa_kb_strdup(&rec.f[SA_KB_C_DOC]);
     out->title = sa_kb_strdup(title);
@@ -1418,7 +1614,7 @@ sa_kb_chunk(sa_kb_t *kb, uint32_t chunk, sa_kb_chunk_t *out)
         || out->anchor == NULL || out->text == NULL
         || out->product_area == NULL || out->doc_type == NULL
         || out->version == NULL || out->tier == NULL || out->region == NULL
-        || out->url == NULL)
+        || out->url == NULL || out->prefix == NULL)
     {
         sa_kb_chunk_free(out);
         sa_kb_error(kb, "out of memory");
@@ -1447,8 +1643,66 @@ sa_kb_chunk_free(sa_kb_chunk_t *c)
     free(c->version);
     free(c->tier);
     free(c->region);
+    free(c->prefix);
 
     memset(c, 0, sizeof(sa_kb_chunk_t));
+}
+
+
+int
+sa_kb_chunk_next(sa_kb_t *kb, uint32_t from, uint32_t *chunk)
+{
+    int            rc;
+    MDB_val        key, val;
+    MDB_cursor    *cur;
+    unsigned char  k[4];
+
+    kb->err[0] = '\0';
+
+    if (from >= kb->next_chunk) {
+        return SA_NOT_FOUND;
+    }
+
+    if (sa_kb_begin(kb) != SA_OK) {
+        return SA_ERROR;
+    }
+
+    rc = mdb_cursor_open(kb->txn, kb->chunks, &cur);
+    if (rc != MDB_SUCCESS) {
+        sa_kb_end(kb);
+        sa_kb_error(kb, "mdb_cursor_open() failed: %s", mdb_strerror(rc));
+        return SA_ERROR;
+    }
+
+    sa_kb_put_be32(k, from);
+    key.mv_data = k;
+    key.mv_size = 4;
+
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+
+    if (rc == MDB_SUCCESS) {
+        if (key.mv_size != 4) {
+            rc = MDB_CORRUPTED;
+
+        } else {
+            *chunk = sa_kb_get_be32(key.mv_data);
+        }
+    }
+
+    mdb_cursor_close(cur);
+    sa_kb_end(kb);
+
+    if (rc == MDB_NOTFOUND) {
+        return SA_NOT_FOUND;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        sa_kb_error(kb, "mdb_cursor_get(chunks) failed: %s",
+                    mdb_strerror(rc));
+        return SA_ERROR;
+    }
+
+    return SA_OK;
 }
 
 
@@ -1467,6 +1721,405 @@ sa_kb_strdup(const sa_kb_str_t *s)
 
     return p;
 }
+
+
+/* ------------------------------------------------------------------ */
+/* dense vectors                                                       */
+
+
+int
+sa_kb_search_dense(sa_kb_t *kb, const float *query, size_t dim,
+    const sa_kb_filter_t *filter, unsigned flags, size_t k,
+    sa_kb_hit_t *hits, size_t *n)
+{
+    int                   rc, nf, unset;
+    float                 scale;
+    double                sum, inv;
+    size_t                i, nh;
+    size_t                j, nb;
+    uint32_t              id, want[SA_KB_NFILTERS];
+    MDB_val               key, val;
+    MDB_cursor           *cur;
+    sa_kb_hit_t           hit;
+    sa_kb_vref_t          batch[SA_KB_SCAN_BATCH];
+    const unsigned char  *codes[SA_KB_NFILTERS];
+
+    *n = 0;
+    kb->err[0] = '\0';
+
+    if (kb->dim == 0) {
+        sa_kb_error(kb, "the knowledge base has no vectors "
+                    "(kb-build --embed adds them)");
+        return SA_INVALID;
+    }
+
+    if (dim != kb->dim) {
+        sa_kb_error(kb, "a query vector of %zu dimensions, the knowledge "
+                    "base's have %u", dim, kb->dim);
+        return SA_INVALID;
+    }
+
+    sum = 0;
+
+    for (i = 0; i < dim; i++) {
+        if (!isfinite(query[i])) {
+            sa_kb_error(kb, "a query vector with a value that is not "
+                        "finite");
+            return SA_INVALID;
+        }
+
+        sum += (double) query[i] * query[i];
+    }
+
+    /* a zero vector is similar to nothing */
+
+    if (k == 0 || sum == 0) {
+        return SA_OK;
+    }
+
+    inv = 1 / sqrt(sum);
+
+    for (i = 0; i < dim; i++) {
+        kb->qvec[i] = (float) (query[i] * inv);
+    }
+
+    if (kb->int8) {
+        sa_kb_i8_layout(kb->qvec, dim);
+    }
+
+    unset = (flags & SA_KB_MATCH_UNSET) != 0;
+
+    if (sa_kb_filter_prepare(kb, filter, flags, want, codes, &nf) != SA_OK)
+    {
+        return SA_OK;
+    }
+
+    if (sa_kb_begin(kb) != SA_OK) {
+        return SA_ERROR;
+    }
+
+    rc = mdb_cursor_open(kb->txn, kb->vectors, &cur);
+    if (rc != MDB_SUCCESS) {
+        sa_kb_end(kb);
+        sa_kb_error(kb, "mdb_cursor_open() failed: %s", mdb_strerror(rc));
+        return SA_ERROR;
+    }
+
+    /*
+     * The scan, in batches: the cursor walks a batch, then the dot
+     * products read the values where they lie, in the mapped file, each
+     * fetched a little ahead (the pages of a file are scattered in
+     * memory: the hardware prefetcher stops at each one).
+     */
+
+    nh = 0;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+
+    while (rc == MDB_SUCCESS) {
+        nb = 0;
+
+        while (rc == MDB_SUCCESS && nb < SA_KB_SCAN_BATCH) {
+            if (key.mv_size != 4 || val.mv_size != kb->vsize
+                || (id = sa_kb_get_be32(key.mv_data)) >= kb->next_chunk)
+            {
+                rc = MDB_CORRUPTED;
+                break;
+            }
+
+            if (nf == 0 || sa_kb_filter_pass(id, want, codes, nf, unset)) {
+                batch[nb].chunk = id;
+                batch[nb++].p = val.mv_data;
+            }
+
+            rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+        }
+
+        for (j = 0; j < nb && j < SA_KB_AHEAD; j++) {
+            sa_kb_prefetch(batch[j].p, kb->vsize);
+        }
+
+        for (j = 0; j < nb; j++) {
+            if (j + SA_KB_AHEAD < nb) {
+                sa_kb_prefetch(batch[j + SA_KB_AHEAD].p, kb->vsize);
+            }
+
+            hit.chunk = batch[j].chunk;
+
+            if (kb->int8) {
+                scale = sa_kb_get_f32(batch[j].p);
+                hit.score = scale * sa_kb_dot_i8(kb->qvec, batch[j].p + 4,
+                                                 dim);
+
+            } else {
+                hit.score = sa_kb_dot_f32(kb->qvec, batch[j].p, dim);
+            }
+
+            sa_kb_heap_push(hits, &nh, k, &hit);
+        }
+    }
+
+    mdb_cursor_close(cur);
+    sa_kb_end(kb);
+
+    if (rc != MDB_NOTFOUND) {
+        sa_kb_error(kb, "reading the vectors failed: %s", mdb_strerror(rc));
+        return SA_ERROR;
+    }
+
+    sa_kb_heap_sort(hits, nh);
+
+    *n = nh;
+
+    return SA_OK;
+}
+
+
+int
+sa_kb_vector(sa_kb_t *kb, uint32_t chunk, float *out, size_t dim)
+{
+    int                   rc;
+    float                 scale;
+    size_t                i;
+    MDB_val               key, val;
+    unsigned char         k[4];
+    const unsigned char  *p;
+
+    kb->err[0] = '\0';
+
+    if (kb->dim == 0 || dim != kb->dim) {
+        sa_kb_error(kb, "no vectors of %zu dimensions", dim);
+        return SA_INVALID;
+    }
+
+    if (sa_kb_begin(kb) != SA_OK) {
+        return SA_ERROR;
+    }
+
+    sa_kb_put_be32(k, chunk);
+    key.mv_data = k;
+    key.mv_size = 4;
+
+    rc = mdb_get(kb->txn, kb->vectors, &key, &val);
+
+    if (rc == MDB_SUCCESS && val.mv_size != kb->vsize) {
+        rc = MDB_CORRUPTED;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        sa_kb_end(kb);
+
+        if (rc == MDB_NOTFOUND) {
+            sa_kb_error(kb, "no vector for chunk %u", chunk);
+            return SA_NOT_FOUND;
+        }
+
+        sa_kb_error(kb, "mdb_get(vectors) failed: %s", mdb_strerror(rc));
+        return SA_ERROR;
+    }
+
+    p = val.mv_data;
+
+    if (kb->int8) {
+        scale = sa_kb_get_f32(p);
+
+        for (i = 0; i < dim; i++) {
+            out[i] = scale * (float) (signed char) p[4 + i];
+        }
+
+    } else {
+        for (i = 0; i < dim; i++) {
+            out[i] = sa_kb_get_f32(p + 4 * i);
+        }
+    }
+
+    sa_kb_end(kb);
+
+    return SA_OK;
+}
+
+
+/*
+ * The dot products of the scan.  Plain C loops over floats are not
+ * vectorised without -ffast-math (the sums would be reordered), so on
+ * GCC and clang they use vector extensions: four lanes, two accumulators,
+ * unaligned loads through memcpy().  The stored floats are little-endian,
+ * so a big-endian host reads them one by one.
+ */
+
+static void
+sa_kb_prefetch(const unsigned char *p, size_t size)
+{
+#if defined(__GNUC__)
+    size_t  o;
+
+    for (o = 0; o < size; o += 64) {
+        __builtin_prefetch(p + o);
+    }
+#endif
+}
+
+
+#if defined(__GNUC__) && defined(__BYTE_ORDER__)                           \
+    && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+
+typedef float  sa_kb_v4f_t __attribute__((vector_size(16)));
+
+
+static float
+sa_kb_dot_f32(const float *q, const unsigned char *v, size_t dim)
+{
+    float        s, x;
+    size_t       i;
+    sa_kb_v4f_t  a0, a1, x0, x1, y0, y1;
+
+    a0 = (sa_kb_v4f_t) { 0, 0, 0, 0 };
+    a1 = a0;
+
+    for (i = 0; i + 8 <= dim; i += 8) {
+        memcpy(&x0, v + 4 * i, 16);
+        memcpy(&x1, v + 4 * i + 16, 16);
+        memcpy(&y0, q + i, 16);
+        memcpy(&y1, q + i + 4, 16);
+        a0 += x0 * y0;
+        a1 += x1 * y1;
+    }
+
+    a0 += a1;
+    s = a0[0] + a0[1] + a0[2] + a0[3];
+
+    for ( /* void */ ; i < dim; i++) {
+        memcpy(&x, v + 4 * i, 4);
+        s += q[i] * x;
+    }
+
+    return s;
+}
+
+
+/*
+ * int8: 16 components at a time, widened with shifts within 32-bit lanes
+ * (plain SSE2 has no sign-extending load): lane k of a block gives
+ * components 4k, 4k + 1, 4k + 2, 4k + 3, so the query is laid out to
+ * match (sa_kb_i8_layout()).
+ */
+
+typedef int32_t   sa_kb_v4i_t __attribute__((vector_size(16)));
+typedef uint32_t  sa_kb_v4u_t __attribute__((vector_size(16)));
+
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_convertvector)
+#define sa_kb_v4i_to_f(x)  __builtin_convertvector(x, sa_kb_v4f_t)
+#endif
+#endif
+
+#ifndef sa_kb_v4i_to_f
+#define sa_kb_v4i_to_f(x)  ((sa_kb_v4f_t) { x[0], x[1], x[2], x[3] })
+#endif
+
+
+static void
+sa_kb_i8_layout(float *q, size_t dim)
+{
+    int     r, k;
+    float   t[16];
+    size_t  b;
+
+    for (b = 0; b + 16 <= dim; b += 16) {
+        for (r = 0; r < 4; r++) {
+            for (k = 0; k < 4; k++) {
+                t[4 * r + k] = q[b + 4 * k + r];
+            }
+        }
+
+        memcpy(q + b, t, sizeof(t));
+    }
+}
+
+
+static float
+sa_kb_dot_i8(const float *q, const unsigned char *v, size_t dim)
+{
+    float        s;
+    size_t       i;
+    sa_kb_v4f_t  a0, a1, y;
+    sa_kb_v4i_t  w, x;
+    sa_kb_v4u_t  u;
+
+    a0 = (sa_kb_v4f_t) { 0, 0, 0, 0 };
+    a1 = a0;
+
+    for (i = 0; i + 16 <= dim; i += 16) {
+        memcpy(&u, v + i, 16);
+        w = (sa_kb_v4i_t) u;
+
+        x = (sa_kb_v4i_t) (u << 24) >> 24;
+        memcpy(&y, q + i, 16);
+        a0 += sa_kb_v4i_to_f(x) * y;
+
+        x = (sa_kb_v4i_t) (u << 16) >> 24;
+        memcpy(&y, q + i + 4, 16);
+        a1 += sa_kb_v4i_to_f(x) * y;
+
+        x = (sa_kb_v4i_t) (u << 8) >> 24;
+        memcpy(&y, q + i + 8, 16);
+        a0 += sa_kb_v4i_to_f(x) * y;
+
+        x = w >> 24;
+        memcpy(&y, q + i + 12, 16);
+        a1 += sa_kb_v4i_to_f(x) * y;
+    }
+
+    a0 += a1;
+    s = a0[0] + a0[1] + a0[2] + a0[3];
+
+    for ( /* void */ ; i < dim; i++) {
+        s += q[i] * (float) (signed char) v[i];
+    }
+
+    return s;
+}
+
+#else
+
+static void
+sa_kb_i8_layout(float *q, size_t dim)
+{
+    /* the plain loops read the query as it is */
+}
+
+
+static float
+sa_kb_dot_f32(const float *q, const unsigned char *v, size_t dim)
+{
+    float   s;
+    size_t  i;
+
+    s = 0;
+
+    for (i = 0; i < dim; i++) {
+        s += q[i] * sa_kb_get_f32(v + 4 * i);
+    }
+
+    return s;
+}
+
+
+static float
+sa_kb_dot_i8(const float *q, const unsigned char *v, size_t dim)
+{
+    float   s;
+    size_t  i;
+
+    s = 0;
+
+    for (i = 0; i < dim; i++) {
+        s += q[i] * (float) (signed char) v[i];
+    }
+
+    return s;
+}
+
+#endif
 
 
 /* ------------------------------------------------------------------ */
@@ -1658,6 +2311,31 @@ sa_kb_get_be32(const unsigned char *p)
 {
     return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
            | ((uint32_t) p[2] << 8) | (uint32_t) p[3];
+}
+
+
+/* IEEE 754 binary32, little-endian */
+
+static void
+sa_kb_put_f32(unsigned char *p, float v)
+{
+    uint32_t  u;
+
+    memcpy(&u, &v, 4);
+    sa_kb_put_u32(p, u);
+}
+
+
+static float
+sa_kb_get_f32(const unsigned char *p)
+{
+    float     v;
+    uint32_t  u;
+
+    u = sa_kb_get_u32(p);
+    memcpy(&v, &u, 4);
+
+    return v;
 }
 
 
@@ -2081,6 +2759,28 @@ sa_kb_writer_start(sa_kb_writer_t *w, const char *path,
     w->max_chars = conf->max_chars;
     w->overlap = conf->overlap;
 
+    if (conf->embed_model != NULL && conf->embed_model[0] != '\0') {
+        len = strlen(conf->embed_model);
+
+        if (conf->embed_dim > SA_KB_MAX_DIM || len > 200
+            || sa_kb_check_str(conf->embed_model, len) != SA_OK)
+        {
+            snprintf(err, errlen, "bad embedding settings (a model name of "
+                     "at most 200 bytes, at most %d dimensions)",
+                     SA_KB_MAX_DIM);
+            return SA_INVALID;
+        }
+
+        w->embed_model = strdup(conf->embed_model);
+        if (w->embed_model == NULL) {
+            snprintf(err, errlen, "kb \"%s\": out of memory", path);
+            return SA_ERROR;
+        }
+
+        w->dim = conf->embed_dim;
+        w->int8 = conf->embed_int8 ? 1 : 0;
+    }
+
     len = strlen(path);
 
     w->path = strdup(path);
@@ -2195,6 +2895,7 @@ sa_kb_writer_examine(sa_kb_writer_t *w, const sa_kb_writer_conf_t *conf)
     MDB_env     *env;
     MDB_txn     *txn;
     MDB_dbi      meta;
+    uint32_t     dim;
     uint64_t     format, next, chunks;
     struct stat  st;
     const char  *call;
@@ -2276,6 +2977,12 @@ sa_kb_writer_examine(sa_kb_writer_t *w, const sa_kb_writer_conf_t *conf)
         goto full;
     }
 
+    if (sa_kb_writer_embed_examine(w, txn, meta, &dim) != SA_OK) {
+        /* vectors of another model, encoding or dimension: all anew */
+        w->stats.reason = "embeddings";
+        goto full;
+    }
+
     if (sa_kb_meta_u64(txn, meta, "next_chunk", &next) != SA_OK
         || sa_kb_meta_u64(txn, meta, "chunks", &chunks) != SA_OK
         || next >= UINT32_MAX / 2)
@@ -2304,6 +3011,12 @@ sa_kb_writer_examine(sa_kb_writer_t *w, const sa_kb_writer_conf_t *conf)
     w->first_new = (uint32_t) next;
     w->next_chunk = (uint32_t) next;
 
+    /* PATH's vectors stay: new ones must be like them */
+
+    if (w->embed_model != NULL && w->dim == 0) {
+        w->dim = dim;
+    }
+
     return SA_OK;
 
 full:
@@ -2328,6 +3041,58 @@ failed:
     }
 
     return SA_ERROR;
+}
+
+
+/*
+ * SA_OK when PATH's embedding settings are the writer's, with *dim
+ * PATH's dimension (the writer may not know its own yet); SA_INVALID
+ * otherwise.
+ */
+
+static int
+sa_kb_writer_embed_examine(sa_kb_writer_t *w, MDB_txn *txn, MDB_dbi meta,
+    uint32_t *dim)
+{
+    char         model[256], encoding[16];
+    uint64_t     d;
+    const char  *want;
+
+    *dim = 0;
+
+    if (sa_kb_meta_get(txn, meta, "embed_model", model, sizeof(model))
+        != SA_OK)
+    {
+        model[0] = '\0';
+    }
+
+    if (sa_kb_meta_u64(txn, meta, "embed_dim", &d) != SA_OK) {
+        d = 0;
+    }
+
+    if (sa_kb_meta_get(txn, meta, "embed_encoding", encoding,
+                       sizeof(encoding))
+        != SA_OK)
+    {
+        encoding[0] = '\0';
+    }
+
+    if (w->embed_model == NULL) {
+        return (model[0] == '\0' && d == 0) ? SA_OK : SA_INVALID;
+    }
+
+    want = w->int8 ? "int8" : "float32";
+
+    if (strcmp(model, w->embed_model) != 0 || d > SA_KB_MAX_DIM
+        || (w->dim != 0 && d != w->dim)
+        || (d != 0 && strcmp(encoding, want) != 0))
+    {
+        return SA_INVALID;
+    }
+
+    *dim = (uint32_t) d;
+
+    return SA_OK;
 }
 
 
@@ -2536,6 +3301,8 @@ sa_kb_writer_free(sa_kb_writer_t *w)
     sa_kb_buf_free(&w->rec2);
     sa_kb_buf_free(&w->val);
     free(w->deleted);
+    free(w->embed_model);
+    free(w->vbuf);
     free(w->path);
     free(w->tmp);
     free(w);
@@ -2889,6 +3656,11 @@ sa_kb_writer_drop_owned(sa_kb_writer_t *w, uint32_t chunk,
 
     rc = mdb_del(w->txn, w->chunks, &key, NULL);
     if (rc != MDB_SUCCESS) {
+        return sa_kb_writer_lmdb(w, "mdb_del", rc);
+    }
+
+    rc = mdb_del(w->txn, w->vectors, &key, NULL);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
         return sa_kb_writer_lmdb(w, "mdb_del", rc);
     }
 
@@ -3279,6 +4051,13 @@ sa_kb_writer_add(sa_kb_writer_t *w, const sa_kb_doc_t *doc,
                          doc->id, i);
             return SA_INVALID;
         }
+
+        if (chunks[i].vector != NULL
+            && sa_kb_writer_check_vector(w, doc, i, chunks[i].vector)
+               != SA_OK)
+        {
+            return SA_INVALID;
+        }
     }
 
     /* the chunks first: the record lists their ids */
@@ -3470,6 +4249,12 @@ sa_kb_writer_add_chunk(sa_kb_writer_t *w, const sa_kb_doc_t *doc,
         return sa_kb_writer_lmdb(w, "mdb_put", rc);
     }
 
+    if (c->vector != NULL
+        && sa_kb_writer_put_vector(w, *id, c->vector) != SA_OK)
+    {
+        return SA_ERROR;
+    }
+
     w->stats.chunks_added++;
 
     if (taken) {
@@ -3611,6 +4396,140 @@ sa_kb_writer_chunk_rec(sa_kb_buf_t *b, uint32_t tokens, int64_t updated_ms,
         if (sa_kb_buf_str(b, f[i].data, f[i].len) != SA_OK) {
             return SA_ERROR;
         }
+    }
+
+    return SA_OK;
+}
+
+
+int
+sa_kb_writer_embed_dim(sa_kb_writer_t *w, uint32_t dim)
+{
+    if (w->embed_model == NULL) {
+        sa_kb_werror(w, "vectors without an embedding model");
+        return SA_INVALID;
+    }
+
+    if (dim == 0 || dim > SA_KB_MAX_DIM) {
+        sa_kb_werror(w, "vectors of %u dimensions (1..%d)", dim,
+                     SA_KB_MAX_DIM);
+        return SA_INVALID;
+    }
+
+    if (w->dim == 0) {
+        w->dim = dim;
+        return SA_OK;
+    }
+
+    if (w->dim != dim) {
+        sa_kb_werror(w, "vectors of %u dimensions, but the knowledge base "
+                     "\"%s\" has vectors of %u of model \"%s\": ask for %u "
+                     "or rebuild it (--rebuild)", dim, w->path, w->dim,
+                     w->embed_model, w->dim);
+        return SA_INVALID;
+    }
+
+    return SA_OK;
+}
+
+
+static int
+sa_kb_writer_check_vector(sa_kb_writer_t *w, const sa_kb_doc_t *doc,
+    size_t i, const float *v)
+{
+    uint32_t  j;
+
+    if (w->embed_model == NULL || w->dim == 0) {
+        sa_kb_werror(w, "document \"%s\": chunk %zu has a vector, but the "
+                     "writer has no embedding model or dimension", doc->id,
+                     i);
+        return SA_INVALID;
+    }
+
+    for (j = 0; j < w->dim; j++) {
+        if (!isfinite(v[j])) {
+            sa_kb_werror(w, "document \"%s\": chunk %zu has a vector with "
+                         "a value that is not finite", doc->id, i);
+            return SA_INVALID;
+        }
+    }
+
+    return SA_OK;
+}
+
+
+/*
+ * A chunk's vector, normalised, so that search computes cosines as dot
+ * products.  int8: each component as a multiple of max |component| / 127,
+ * rounded, and a scale that makes the stored vector unit length again.
+ * A zero vector points nowhere: it is not stored.
+ */
+
+static int
+sa_kb_writer_put_vector(sa_kb_writer_t *w, uint32_t id, const float *v)
+{
+    int            rc;
+    double         sum, max, a, inv;
+    size_t         size;
+    MDB_val        key, val;
+    uint32_t       i;
+    signed char    q;
+    unsigned char  k[4];
+
+    if (w->vbuf == NULL) {
+        w->vbuf = malloc(4 + (size_t) w->dim * 4);
+        if (w->vbuf == NULL) {
+            sa_kb_werror(w, "out of memory");
+            return SA_ERROR;
+        }
+    }
+
+    sum = 0;
+    max = 0;
+
+    for (i = 0; i < w->dim; i++) {
+        a = fabs((double) v[i]);
+        sum += a * a;
+        max = a > max ? a : max;
+    }
+
+    if (sum == 0) {
+        return SA_OK;
+    }
+
+    if (w->int8) {
+        sum = 0;
+
+        for (i = 0; i < w->dim; i++) {
+            q = (signed char) lrint(v[i] / max * 127);
+            w->vbuf[4 + i] = (unsigned char) q;
+            sum += (double) q * q;
+        }
+
+        sa_kb_put_f32(w->vbuf, (float) (1 / sqrt(sum)));
+        size = 4 + (size_t) w->dim;
+
+    } else {
+        inv = 1 / sqrt(sum);
+
+        for (i = 0; i < w->dim; i++) {
+            sa_kb_put_f32(w->vbuf + 4 * (size_t) i, (float) (v[i] * inv));
+        }
+
+        size = (size_t) w->dim * 4;
+    }
+
+    sa_kb_put_be32(k, id);
+    key.mv_data = k;
+    key.mv_size = 4;
+    val.mv_data = w->vbuf;
+    val.mv_size = size;
+
+    /* new ids are the highest: appended */
+
+    rc = mdb_put(w->txn, w->vectors, &key, &val, MDB_APPEND);
+    if (rc != MDB_SUCCESS) {
+        return sa_kb_writer_lmdb(w, "mdb_put", rc);
     }
 
     return SA_OK;
@@ -4281,6 +5200,10 @@ sa_kb_writer_meta(sa_kb_writer_t *w)
 
     w->stats.terms = (uint32_t) st.ms_entries;
 
+    if (sa_kb_writer_vector_stats(w) != SA_OK) {
+        return SA_ERROR;
+    }
+
     if (sa_kb_writer_put_meta(w, "format", "%d", SA_KB_FORMAT) != SA_OK
         || sa_kb_writer_put_meta(w, "language", "%s", w->language) != SA_OK
         || sa_kb_writer_put_meta(w, "k1", "0.9") != SA_OK
@@ -4297,9 +5220,14 @@ sa_kb_writer_meta(sa_kb_writer_t *w)
         || sa_kb_writer_put_meta(w, "max_chars", "%u", w->max_chars)
            != SA_OK
         || sa_kb_writer_put_meta(w, "overlap", "%u", w->overlap) != SA_OK
-        || sa_kb_writer_put_meta(w, "embed_model", "%s", "") != SA_OK
-        || sa_kb_writer_put_meta(w, "embed_dim", "0") != SA_OK
-        || sa_kb_writer_put_meta(w, "embed_encoding", "%s", "") != SA_OK
+        || sa_kb_writer_put_meta(w, "embed_model", "%s",
+                                 w->embed_model ? w->embed_model : "")
+           != SA_OK
+        || sa_kb_writer_put_meta(w, "embed_dim", "%u", w->dim) != SA_OK
+        || sa_kb_writer_put_meta(w, "embed_encoding", "%s",
+                                 w->embed_model == NULL ? ""
+                                 : w->int8 ? "int8" : "float32")
+           != SA_OK
         || sa_kb_writer_put_meta(w, "built_ms", "%lld",
                                  (long long) sa_kb_now_ms())
            != SA_OK
@@ -4345,6 +5273,24 @@ sa_kb_writer_put_meta(sa_kb_writer_t *w, const char *name,
 }
 
 
+static int
+sa_kb_writer_vector_stats(sa_kb_writer_t *w)
+{
+    int       rc;
+    MDB_stat  st;
+
+    rc = mdb_stat(w->txn, w->vectors, &st);
+    if (rc != MDB_SUCCESS) {
+        return sa_kb_writer_lmdb(w, "mdb_stat", rc);
+    }
+
+    w->stats.vectors = (uint32_t) st.ms_entries;
+    w->stats.dim = w->embed_model ? w->dim : 0;
+
+    return SA_OK;
+}
+
+
 /* the counts of the KB left as it was */
 
 static int
@@ -4367,6 +5313,10 @@ sa_kb_writer_kept(sa_kb_writer_t *w)
     w->stats.chunks = (uint32_t) chunks;
     w->stats.tokens = tokens;
     w->stats.terms = (uint32_t) terms;
+
+    if (sa_kb_writer_vector_stats(w) != SA_OK) {
+        return SA_ERROR;
+    }
 
     if (stat(w->path, &st) == 0) {
         w->stats.bytes = (uint64_t) st.st_size;

@@ -31,8 +31,9 @@
  *                 built_ms      when the file was built, ms since epoch
  *                 max_chars, overlap   the chunking options
  *                 embed_model, embed_dim, embed_encoding   vectors: ""
- *                               "0" "" for none; encoding "float32" or
- *                               "int8" (a later kb-build --embed)
+ *                               "0" "" for none; else the model's name
+ *                               (kb-build --embed-model, or the URL),
+ *                               the dimension, and "float32" or "int8"
  *
  *   "docs"      key: the document id (1..SA_KB_ID_MAX bytes, UTF-8);
  *               value: the document record.
@@ -54,9 +55,17 @@
  *               "tier", "region": u32 LE count of values, the values
  *               (u16 LE length, bytes; value 0 is ""), then a u16 LE code
  *               (the value's index) per chunk id.
- *   "vectors"   key: chunk id, u32 big-endian; value: the embedding
- *               (float32 LE, or a float32 scale and int8s).  Not written
- *               yet.
+ *   "vectors"   key: chunk id, u32 big-endian; value: the embedding of
+ *               the chunk's indexed text (prefix, a newline, text), L2-
+ *               normalised (so cosine similarity is the dot product):
+ *               "float32": embed_dim float32 LE; "int8": a float32 LE
+ *               scale, then embed_dim int8s (component i is scale *
+ *               int8[i]; the int8s are the components in units of max
+ *               |component| / 127, rounded, and the scale makes the
+ *               vector unit length again).  A chunk may have no vector
+ *               (the embedding service gave none, or a zero vector); a
+ *               chunk whose text another document shares has one
+ *               vector, its owner's.
  *
  * Records: fixed fields little-endian, then strings as varint length and
  * bytes (not NUL-terminated).
@@ -81,7 +90,8 @@
  * Search: BM25 over chunks, Lucene 8's form: idf = ln(1 + (N - df + 0.5)
  * / (df + 0.5)), score = sum over query terms of idf * tf / (tf + k1 (1 -
  * b + b dl / avgdl)), with N the chunks and dl the chunk's token length
- * (exact, not Lucene's one-byte approximation).
+ * (exact, not Lucene's one-byte approximation).  Dense search: exact
+ * cosine similarity with the stored vectors (sa_kb_search_dense()).
  */
 
 
@@ -186,6 +196,13 @@ typedef struct {
     char     *tier;
     char     *region;
     int64_t   updated_ms;   /* 0 = unknown */
+
+    /* what was indexed: prefix (title and section, not shown), then
+       text; NULL prefix in chunks not read from a KB */
+    char     *prefix;
+    size_t    prefix_len;
+    uint32_t  tokens;       /* the token length BM25 uses */
+    unsigned char  hash[SA_KB_HASH_SIZE];   /* sa_kb_hash(text, seed 0) */
 } sa_kb_chunk_t;
 
 /* SA_OK, SA_NOT_FOUND (no such chunk), SA_ERROR; after SA_OK the chunk
@@ -196,12 +213,48 @@ int sa_kb_chunk(sa_kb_t *kb, uint32_t chunk, sa_kb_chunk_t *out);
    be freed */
 void sa_kb_chunk_free(sa_kb_chunk_t *c);
 
+/* enumerates the chunks: *chunk gets the lowest chunk id >= from that is
+   in use.  SA_OK, SA_NOT_FOUND (none left), SA_ERROR.  A loop:
+   for (id = 0; sa_kb_chunk_next(kb, id, &id) == SA_OK; id++) */
+int sa_kb_chunk_next(sa_kb_t *kb, uint32_t from, uint32_t *chunk);
+
+
+/*
+ * Dense vectors (kb-build --embed; sa_kb_info_t.dim > 0).
+ *
+ * sa_kb_search_dense(): exact cosine similarity of query (dim floats,
+ * normalised here) with every stored vector: a linear scan of the mapped
+ * "vectors" database, nothing held in memory (about 1.2 ms per 10k
+ * chunks of dim 384 in float32, 0.7 ms in int8: kb-build/README.md).
+ * Filter, flags and the order of hits are those of
+ * sa_kb_search_bm25_ex(): best first, ties by chunk id; scores are
+ * cosines in [-1, 1].  The call blocks for the whole scan.  SA_OK, also
+ * with *n == 0 (k == 0, a zero query, no vectors pass the filter);
+ * SA_INVALID when the KB has no vectors, dim is not the KB's, or the
+ * query has a value that is not finite; SA_ERROR (a damaged file: see
+ * sa_kb_last_error()).
+ */
+int sa_kb_search_dense(sa_kb_t *kb, const float *query, size_t dim,
+    const sa_kb_filter_t *filter, unsigned flags, size_t k,
+    sa_kb_hit_t *hits, size_t *n);
+
+/* a chunk's stored vector (normalised; int8 dequantised) into out (dim
+   floats).  SA_OK, SA_NOT_FOUND (the chunk has none), SA_INVALID (no
+   vectors in the KB, another dim), SA_ERROR */
+int sa_kb_vector(sa_kb_t *kb, uint32_t chunk, float *out, size_t dim);
+
 /* the text of the last failure, "" if none */
 const char *sa_kb_last_error(sa_kb_t *kb);
 
 /* a meta value ("" when absent) into buf, NUL-terminated; SA_NOT_FOUND
    when absent */
 int sa_kb_meta(sa_kb_t *kb, const char *name, char *buf, size_t size);
+
+
+/* a term's (as the analyzer makes it) BM25 idf over the chunks:
+   ln(1 + (N - df + 0.5) / (df + 0.5)); a term not in the KB gets the
+   highest, df 0 */
+double sa_kb_term_idf(sa_kb_t *kb, const char *term, size_t len);
 
 
 /* MurmurHash3 x64 128 of data (seed mixes in options), for content hashes */
@@ -239,6 +292,14 @@ typedef struct {
     int          rebuild;     /* 1: ignore PATH, build from scratch */
     uint32_t     max_chars;   /* recorded in meta */
     uint32_t     overlap;
+
+    /* vectors: embed_model NULL or "" for none.  embed_dim 0: not known
+       yet (sa_kb_writer_embed_dim() sets it).  Settings other than
+       PATH's make a full build (reason "embeddings"); embed_dim 0 takes
+       PATH's dimension when the model and encoding are PATH's. */
+    const char  *embed_model;
+    uint32_t     embed_dim;
+    int          embed_int8;  /* 1: store int8 with a scale per vector */
 } sa_kb_writer_conf_t;
 
 typedef struct {          /* NULL strings count as "" */
@@ -263,6 +324,10 @@ typedef struct {
     size_t         prefix_len;
     const char    *text;      /* what is shown and cited */
     size_t         text_len;
+    const float   *vector;    /* embed_dim floats of the embedding of
+                                 prefix "\n" text (any length: stored
+                                 normalised), or NULL for none; a zero
+                                 vector is stored as none */
 } sa_kb_wchunk_t;
 
 typedef struct {
@@ -284,7 +349,10 @@ typedef struct {
                                  when theirs was removed */
     uint64_t  bytes;          /* size of the file written */
     const char *reason;       /* why a full build: "new", "--rebuild",
-                                 "language", "format", "sparse ids" */
+                                 "language", "format", "sparse ids",
+                                 "embeddings" */
+    uint32_t  vectors;        /* chunks with a vector in the KB */
+    uint32_t  dim;            /* their dimension, 0 for none */
 } sa_kb_writer_stats_t;
 
 int sa_kb_writer_open(sa_kb_writer_t **w, const char *path,
@@ -292,10 +360,17 @@ int sa_kb_writer_open(sa_kb_writer_t **w, const char *path,
 int sa_kb_writer_check(sa_kb_writer_t *w, const char *id,
     const unsigned char hash[SA_KB_HASH_SIZE]);
 int sa_kb_writer_prune(sa_kb_writer_t *w);
-/* SA_OK; SA_INVALID (a bad id, not valid UTF-8, not checked first);
-   SA_ERROR */
+/* SA_OK; SA_INVALID (a bad id, not valid UTF-8, not checked first, a
+   vector with a value that is not finite, a vector without embed_dim or
+   embed_model); SA_ERROR */
 int sa_kb_writer_add(sa_kb_writer_t *w, const sa_kb_doc_t *doc,
     const sa_kb_wchunk_t *chunks, size_t n);
+/* the dimension of the vectors to come, when the conf left it 0 (known
+   only once the embedding service answers): SA_OK when the writer had
+   none yet (it takes dim) or has dim; SA_INVALID when it has another
+   (an incremental build of PATH, whose vectors have it: the error says
+   both) or has no embed_model */
+int sa_kb_writer_embed_dim(sa_kb_writer_t *w, uint32_t dim);
 int sa_kb_writer_finish(sa_kb_writer_t *w, sa_kb_writer_stats_t *stats,
     char *err, size_t errlen);
 void sa_kb_writer_abort(sa_kb_writer_t *w);

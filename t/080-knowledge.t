@@ -21,7 +21,7 @@ __DATA__
 GET /kb/search?q=How+long+is+the+return+window+in+the+EU+store&k=3
 --- response_headers
 Content-Type: application/json
---- response_body_like: ^\{"query":"How long is the return window in the EU store","hits":\[\{"chunk":\d+,"document":"returns-and-refunds/return-policy-eu","title":"Return policy \(EU store\)","section":"[^"]*",.*"metadata":\{"product_area":"returns-and-refunds","doc_type":"policy",.*"region":"eu"
+--- response_body_like: ^\{"query":"How long is the return window in the EU store","retrieval":\{"index":"embedded","dense":false,"reranker":"built-in","degraded":false\},"hits":\[\{"chunk":\d+,"document":"returns-and-refunds/return-policy-eu","title":"Return policy \(EU store\)","section":"[^"]*",.*"metadata":\{"product_area":"returns-and-refunds","doc_type":"policy",.*"region":"eu"
 --- no_error_log
 [error]
 
@@ -68,7 +68,7 @@ GET /kb/search?q=return+window&region=us&k=1
 --- request
 GET /kb/search?q=xyzzy+plugh
 --- response_body
-{"query":"xyzzy plugh","hits":[]}
+{"query":"xyzzy plugh","retrieval":{"index":"embedded","dense":false,"reranker":"built-in","degraded":false},"hits":[]}
 
 
 

@@ -6,6 +6,12 @@
 #   SUPPORT_AGENT_LLM_URL    base URL, e.g. https://api.openai.com/v1
 #   SUPPORT_AGENT_LLM_MODEL  model name (default gpt-4o-mini)
 #   SUPPORT_AGENT_LLM_API_KEY or OPENAI_API_KEY   the key (optional)
+# Retrieval over the sample help center is BM25 with the built-in reranker;
+# dense vectors and a rerank endpoint are added when these are set:
+#   SUPPORT_AGENT_EMBED_URL    e.g. https://api.openai.com/v1 or http://tei/embed
+#   SUPPORT_AGENT_EMBED_MODEL  (OpenAI-compatible URLs; text-embedding-3-small)
+#   SUPPORT_AGENT_RERANK_URL   e.g. http://tei:8080/rerank (Cohere v2 URLs
+#   SUPPORT_AGENT_RERANK_MODEL  need the model, e.g. rerank-v3.5)
 set -euo pipefail
 
 nginx_bin=$1
@@ -14,6 +20,32 @@ demo=$top/build/demo
 
 mkdir -p "$demo"
 : > "$demo/llm.conf"
+: > "$demo/retrieval.conf"
+
+# the knowledge base: an incremental build, so a rerun is instant
+embed=()
+if [ -n "${SUPPORT_AGENT_EMBED_URL:-}" ]; then
+    model=${SUPPORT_AGENT_EMBED_MODEL:-text-embedding-3-small}
+    embed=(--embed "$SUPPORT_AGENT_EMBED_URL" --embed-model "$model")
+    {
+        echo "support_agent_embed_url   ${SUPPORT_AGENT_EMBED_URL};"
+        echo "support_agent_embed_model ${model};"
+        if [ -n "${OPENAI_API_KEY:-}" ]; then
+            echo "support_agent_embed_api_key env=OPENAI_API_KEY;"
+        fi
+    } >> "$demo/retrieval.conf"
+fi
+if [ -n "${SUPPORT_AGENT_RERANK_URL:-}" ]; then
+    {
+        echo "support_agent_rerank_url   ${SUPPORT_AGENT_RERANK_URL};"
+        if [ -n "${SUPPORT_AGENT_RERANK_MODEL:-}" ]; then
+            echo "support_agent_rerank_model ${SUPPORT_AGENT_RERANK_MODEL};"
+        fi
+    } >> "$demo/retrieval.conf"
+fi
+"$top/build/kb-build" index --out "$demo/helpcenter.kb" \
+    --markdown "$top/kb-build/sample-helpcenter" --quiet "${embed[@]}"
+echo "Knowledge base: kb-build/sample-helpcenter -> build/demo/helpcenter.kb"
 
 if [ -n "${SUPPORT_AGENT_LLM_URL:-}" ]; then
     {
@@ -34,6 +66,7 @@ fi
 "$nginx_bin" -p "$top/" -c conf/demo.conf -e build/demo/error.log -t -q
 
 echo "Listening on http://127.0.0.1:8080  (Ctrl-C stops; log: build/demo/error.log)"
-echo "Try:  curl -sN http://127.0.0.1:8080/chat -H 'Content-Type: application/json' -H 'Accept: text/event-stream' -d '{\"message\":\"Where is my order?\"}'"
+echo "Try:  curl -sN http://127.0.0.1:8080/chat -H 'Content-Type: application/json' -H 'Accept: text/event-stream' -d '{\"message\":\"What does error 4217 mean?\"}'"
+echo "      curl -s 'http://127.0.0.1:8080/search?q=return+window&k=3'"
 
 exec "$nginx_bin" -p "$top/" -c conf/demo.conf -e build/demo/error.log

@@ -4,15 +4,18 @@
  *
  * A libFuzzer driver for the parsers that read untrusted bytes: the
  * customer's chat request, the LLM's SSE stream and response, error
- * bodies and retry hints.  Besides crashes and sanitizer reports it checks
- * invariants (output is UTF-8, NUL-terminated, the SSE split does not
- * change the events) and abort()s when one breaks.  Not built by
+ * bodies and retry hints, the replies of the retrieval services
+ * (embeddings, rerank, Qdrant) and the Qdrant cache record.  Besides
+ * crashes and sanitizer reports it checks invariants (output is UTF-8,
+ * NUL-terminated, the SSE split does not change the events, a cached
+ * chunk reads back the same) and abort()s when one breaks.  Not built by
  * "make unit"; by hand:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
  *       -o build/fuzz_parsers t/unit/fuzz_parsers.c src/sa_types.c \
  *       src/sa_utf8.c src/sa_sse.c src/sa_json.c src/sa_llm.c \
- *       -lyajl -lcurl -lm
+ *       src/sa_remote.c src/sa_kb.c src/sa_text.c src/sa_chunk.c \
+ *       -lyajl -lcurl -llmdb -lstemmer -lm
  *   mkdir -p build/fuzz-corpus
  *   build/fuzz_parsers -max_total_time=120 -max_len=4096 build/fuzz-corpus
  */
@@ -28,6 +31,7 @@
 #include "sa_sse.h"
 #include "sa_json.h"
 #include "sa_llm.h"
+#include "sa_remote.h"
 
 
 #define check(cond)  do { if (!(cond)) abort(); } while (0)
@@ -273,6 +277,79 @@ fuzz_writer(const char *p, size_t len)
 }
 
 
+static int
+on_chunk(void *data, const char *id, sa_kb_chunk_t *c)
+{
+    size_t          len;
+    unsigned char  *rec;
+    sa_kb_chunk_t   back;
+
+    check(strlen(id) < SA_QDRANT_ID_MAX);
+    check(c->text != NULL && strlen(c->text) == c->text_len);
+    check(sa_utf8_valid((unsigned char *) c->text, c->text_len));
+
+    /* what is cached reads back the same */
+    if (sa_remote_chunk_encode(c, &rec, &len) == SA_OK) {
+        check(sa_remote_chunk_decode(rec, len, &back) == SA_OK);
+        check(back.text_len == c->text_len);
+        check(memcmp(back.text, c->text, c->text_len) == 0);
+        sa_kb_chunk_free(&back);
+        free(rec);
+    }
+
+    sa_kb_chunk_free(c);
+
+    return 0;
+}
+
+
+static void
+fuzz_remote(const char *p, size_t len)
+{
+    char               err[128], text[64];
+    float             *vec, scores[8];
+    size_t             dim, n, i;
+    sa_kb_chunk_t      c;
+    sa_qdrant_point_t  points[8];
+
+    if (sa_embed_response(SA_EMBED_OPENAI, p, len, &vec, &dim, err,
+                          sizeof(err))
+        == SA_OK)
+    {
+        check(dim > 0 && dim <= SA_EMBED_MAX_DIM);
+        free(vec);
+    }
+
+    if (sa_rerank_response(p, len, 8, scores, err, sizeof(err)) == SA_OK) {
+        for (i = 0; i < 8; i++) {
+            check(scores[i] == scores[i]);
+        }
+    }
+
+    if (sa_qdrant_query_response(p, len, points, 8, &n, err, sizeof(err))
+        == SA_OK)
+    {
+        check(n <= 8);
+
+        for (i = 0; i < n; i++) {
+            check(strlen(points[i].id) < SA_QDRANT_ID_MAX);
+        }
+    }
+
+    (void) sa_qdrant_retrieve_response(p, len, on_chunk, NULL, err,
+                                       sizeof(err));
+
+    sa_remote_error_text(p, len, text, sizeof(text));
+    check_line(text, sizeof(text));
+
+    if (sa_remote_chunk_decode((const unsigned char *) p, len, &c)
+        == SA_OK)
+    {
+        sa_kb_chunk_free(&c);
+    }
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -290,6 +367,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_error(p, size);
     fuzz_retry(p, size, split);
     fuzz_writer(p, size);
+    fuzz_remote(p, size);
 
     return 0;
 }

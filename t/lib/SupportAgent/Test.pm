@@ -10,16 +10,32 @@ package SupportAgent::Test;
 #  * starts t/llm_server.py (Debian's /usr/bin/python3) on a free port and sets
 #    $ENV{TEST_NGINX_LLM_PORT} (and TEST_NGINX_LLM_URL = http://127.0.0.1:PORT/v1), so blocks
 #    can say  support_agent_llm_url http://127.0.0.1:$TEST_NGINX_LLM_PORT/v1;
-#    The server is stopped in an END block (also when the test dies) and exits on its own
-#    when this process goes away. Recorded requests: GET /_requests on that port (reach it
-#    through a proxy_pass location); DELETE /_requests clears them.
+#  * starts t/kb_server.py, the retrieval services (OpenAI/TEI embeddings, Cohere/TEI rerank,
+#    Qdrant REST; see its docstring), on another free port and sets $ENV{TEST_NGINX_KB_PORT}
+#    (and TEST_NGINX_KB_URL = http://127.0.0.1:PORT): embeddings at $TEST_NGINX_KB_URL/v1,
+#    TEI at $TEST_NGINX_KB_URL, Qdrant at $TEST_NGINX_KB_URL (a scenario goes in front:
+#    http://127.0.0.1:$TEST_NGINX_KB_PORT/fail=503:1/v1). $TEST_NGINX_KB (no suffix) is
+#    still the path of the sample knowledge base file, see below.
+#    Both servers are stopped in an END block (also when the test dies) and exit on their own
+#    when this process goes away. Recorded requests: GET /_requests on either port (reach it
+#    through a proxy_pass location); DELETE /_requests clears them (kb_server: /_reset also
+#    drops its Qdrant collections).
+#  * sets $ENV{TEST_NGINX_STORE_DIR} (one conversation store per test file run) and
+#    $ENV{TEST_NGINX_KB} (the sample help center built by kb-build, see sample_kb()).
 #  * registers a block preprocessor that prepends  load_module <abs path>;  to main_config.
 #    The path is $ENV{MODULE_SO}, else <repo>/build/nginx/ngx_http_support_agent_module.so.
 #
-# Import options: require_key => KEY (server answers 401 unless "Bearer KEY"; also sets
-# $ENV{TEST_NGINX_LLM_KEY}), server_args => [...] (extra llm_server.py arguments).
-# Environment: SA_LLM_VERBOSE=1 logs every request to stderr; SA_LLM_RECORD_DIR=DIR writes the
-# request bodies there; SA_NO_LLM_SERVER=1 starts no server (TEST_NGINX_LLM_PORT must be set).
+# Import options: require_key => KEY (LLM answers 401 unless "Bearer KEY"; also sets
+# $ENV{TEST_NGINX_LLM_KEY}), server_args => [...] (extra llm_server.py arguments),
+# kb_require_key => KEY (every kb_server service wants KEY; sets $ENV{TEST_NGINX_KB_KEY}),
+# kb_server_args => [...] (extra kb_server.py arguments).
+# Without import (use SupportAgent::Test ();) nothing starts: call start_llm_server(%opt) /
+# start_kb_server(%opt) (same options without the kb_ prefix), which return the port.
+# Environment: SA_LLM_VERBOSE=1 logs every request of both servers to stderr;
+# SA_LLM_RECORD_DIR=DIR writes the request bodies of each test file's servers to
+# DIR/<test name> (llm_server: NNNNNN.json) and DIR/<test name>-kb (kb_server:
+# NNNNNN-<service>.json); SA_NO_LLM_SERVER=1 / SA_NO_KB_SERVER=1 start no such server
+# (TEST_NGINX_LLM_PORT / TEST_NGINX_KB_PORT must then be set).
 
 use strict;
 use warnings;
@@ -33,7 +49,7 @@ use Time::HiRes ();
 
 my $REPO = abs_path(File::Spec->catdir(dirname(abs_path(__FILE__)), '..', '..', '..'));
 
-our ($LLM_PID, $LLM_PORT, $OWNER_PID, $REGISTERED);
+our ($LLM_PID, $LLM_PORT, $KB_PID, $KB_PORT, $OWNER_PID, $REGISTERED);
 
 sub repo_root { $REPO }
 
@@ -45,20 +61,22 @@ sub module_so {
 }
 
 sub llm_port { $LLM_PORT }
+sub kb_port { $KB_PORT }
 
-sub start_llm_server {
-    my (%opt) = @_;
-    return $LLM_PORT if $LLM_PID;
-    my $dir = tempdir('sa-llm-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+# start_server(SCRIPT, record_suffix => S, require_key => KEY, server_args => [...]):
+# starts t/SCRIPT.py on a free port, waits for its port file; returns (pid, port).
+sub start_server {
+    my ($script, %opt) = @_;
+    my $dir = tempdir("sa-$script-XXXXXX", TMPDIR => 1, CLEANUP => 1);
     my $port_file = "$dir/port";
-    my @cmd = ('/usr/bin/python3', "$REPO/t/llm_server.py", '--host', '127.0.0.1', '--port', '0',
+    my @cmd = ('/usr/bin/python3', "$REPO/t/$script.py", '--host', '127.0.0.1', '--port', '0',
                '--port-file', $port_file, '--parent-pid', $$);
     push @cmd, '--quiet' unless $ENV{SA_LLM_VERBOSE};
     if ($ENV{SA_LLM_RECORD_DIR}) {
-        # one folder per test file: files run in parallel, each with its own
-        # server numbering its records from 1
+        # one folder per test file and server: files run in parallel, each
+        # with its own servers numbering their records from 1
         (my $name = File::Basename::basename($0)) =~ s/\.t$//;
-        my $rec = "$ENV{SA_LLM_RECORD_DIR}/$name";
+        my $rec = "$ENV{SA_LLM_RECORD_DIR}/$name" . ($opt{record_suffix} // '');
         mkdir $ENV{SA_LLM_RECORD_DIR};
         mkdir $rec;
         push @cmd, '--record-dir', $rec;
@@ -73,7 +91,6 @@ sub start_llm_server {
         open STDOUT, '>', '/dev/null';    # keep "listening on" out of the TAP stream
         exec @cmd or POSIX::_exit(127);
     }
-    $LLM_PID = $pid;
     $OWNER_PID = $$;
 
     my $deadline = Time::HiRes::time() + 5;
@@ -81,25 +98,20 @@ sub start_llm_server {
         if (open my $fh, '<', $port_file) {
             my $p = <$fh>;
             close $fh;
-            if (defined $p && $p =~ /^(\d+)/) { $LLM_PORT = $1; last; }
+            return ($pid, $1) if defined $p && $p =~ /^(\d+)/;
         }
         if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
-            undef $LLM_PID;
-            die "SupportAgent::Test: t/llm_server.py exited early (status $?)\n";
+            die "SupportAgent::Test: t/$script.py exited early (status $?)\n";
         }
         Time::HiRes::sleep(0.05);
     }
-    unless ($LLM_PORT) {
-        stop_llm_server();
-        die "SupportAgent::Test: t/llm_server.py did not report its port within 5 s\n";
-    }
-    return $LLM_PORT;
+    stop_server($pid);
+    die "SupportAgent::Test: t/$script.py did not report its port within 5 s\n";
 }
 
-sub stop_llm_server {
-    return unless $LLM_PID && defined $OWNER_PID && $OWNER_PID == $$;
-    my $pid = $LLM_PID;
-    undef $LLM_PID;
+sub stop_server {
+    my ($pid) = @_;
+    return unless $pid && defined $OWNER_PID && $OWNER_PID == $$;
     kill 'TERM', $pid;
     my $deadline = Time::HiRes::time() + 3;
     while (Time::HiRes::time() < $deadline) {
@@ -108,6 +120,34 @@ sub stop_llm_server {
     }
     kill 'KILL', $pid;
     waitpid($pid, 0);
+}
+
+sub start_llm_server {
+    my (%opt) = @_;
+    return $LLM_PORT if $LLM_PID;
+    ($LLM_PID, $LLM_PORT) = start_server('llm_server', %opt);
+    return $LLM_PORT;
+}
+
+sub start_kb_server {
+    my (%opt) = @_;
+    return $KB_PORT if $KB_PID;
+    ($KB_PID, $KB_PORT) = start_server('kb_server', %opt, record_suffix => '-kb');
+    return $KB_PORT;
+}
+
+sub stop_llm_server {
+    return unless defined $OWNER_PID && $OWNER_PID == $$;
+    my $pid = $LLM_PID;
+    undef $LLM_PID;
+    stop_server($pid);
+}
+
+sub stop_kb_server {
+    return unless defined $OWNER_PID && $OWNER_PID == $$;
+    my $pid = $KB_PID;
+    undef $KB_PID;
+    stop_server($pid);
 }
 
 # One conversation store per test file run, so that a rerun starts empty
@@ -164,6 +204,14 @@ sub import {
     $ENV{TEST_NGINX_LLM_PORT} = $LLM_PORT if defined $LLM_PORT;
     $ENV{TEST_NGINX_LLM_URL} = "http://127.0.0.1:$LLM_PORT/v1" if defined $LLM_PORT;
     $ENV{TEST_NGINX_LLM_KEY} = $opt{require_key} if defined $opt{require_key};
+    if ($ENV{SA_NO_KB_SERVER}) {
+        $KB_PORT = $ENV{TEST_NGINX_KB_PORT};
+    } else {
+        start_kb_server(require_key => $opt{kb_require_key}, server_args => $opt{kb_server_args});
+    }
+    $ENV{TEST_NGINX_KB_PORT} = $KB_PORT if defined $KB_PORT;
+    $ENV{TEST_NGINX_KB_URL} = "http://127.0.0.1:$KB_PORT" if defined $KB_PORT;
+    $ENV{TEST_NGINX_KB_KEY} = $opt{kb_require_key} if defined $opt{kb_require_key};
     $ENV{TEST_NGINX_STORE_DIR} = store_dir();
     $ENV{TEST_NGINX_KB} = sample_kb();
     unless ($REGISTERED) {
@@ -178,6 +226,7 @@ sub import {
 END {
     my $status = $?;
     stop_llm_server();
+    stop_kb_server();
     $? = $status;
 }
 
