@@ -49,7 +49,7 @@ static int kb_run_query(sa_kb_t *kb, kb_query_t *q, size_t k,
 static int kb_double_cmp(const void *one, const void *two);
 static int kb_rerank(sa_kb_t *kb, kb_query_t *q, sa_kb_hit_t *hits,
     size_t *n);
-static int kb_hit_cmp(const void *one, const void *two);
+
 
 
 int
@@ -481,7 +481,7 @@ kb_rerank(sa_kb_t *kb, kb_query_t *q, sa_kb_hit_t *hits, size_t *n)
             }
         }
 
-        qsort(hits, kept, sizeof(sa_kb_hit_t), kb_hit_cmp);
+        qsort(hits, kept, sizeof(sa_kb_hit_t), sa_query_hit_cmp);
         *n = kept;
     }
 
@@ -494,20 +494,6 @@ kb_rerank(sa_kb_t *kb, kb_query_t *q, sa_kb_hit_t *hits, size_t *n)
     free(scores);
 
     return rc;
-}
-
-
-static int
-kb_hit_cmp(const void *one, const void *two)
-{
-    const sa_kb_hit_t  *a = one;
-    const sa_kb_hit_t  *b = two;
-
-    if (a->score != b->score) {
-        return a->score > b->score ? -1 : 1;
-    }
-
-    return a->chunk < b->chunk ? -1 : (a->chunk > b->chunk);
 }
 
 

@@ -985,11 +985,12 @@ ngx_http_sa_kb_finish(ngx_http_sa_kb_retrieval_t *rv)
 static void
 ngx_http_sa_kb_cands_free(ngx_http_sa_kb_retrieval_t *rv)
 {
-    ngx_uint_t  i;
+    ngx_http_sa_kb_results_t  res;
 
-    for (i = 0; i < rv->ncands; i++) {
-        sa_kb_chunk_free(&rv->cands[i].chunk);
-    }
+    res.results = rv->cands;
+    res.n = rv->ncands;
+
+    ngx_http_sa_kb_results_free(&res);
 
     rv->ncands = 0;
 }

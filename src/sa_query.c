@@ -122,7 +122,6 @@ static int sa_query_ws(unsigned char c);
 static size_t sa_query_cut(const char *text, size_t len, size_t max);
 static void sa_query_bm25(sa_kb_t *kb, const sa_query_conf_t *conf,
     double *k1, double *b, double *avgdl);
-static int sa_query_hit_cmp(const void *one, const void *two);
 static uint32_t sa_query_hash(const char *s, size_t len);
 static uint32_t sa_query_pair_hash(uint32_t a, uint32_t b);
 static uint32_t sa_query_set_find(sa_query_set_t *s, const char *key,
@@ -833,7 +832,7 @@ sa_query_bm25(sa_kb_t *kb, const sa_query_conf_t *conf, double *k1,
 
 /* score descending, then chunk id ascending */
 
-static int
+int
 sa_query_hit_cmp(const void *one, const void *two)
 {
     const sa_kb_hit_t  *a = one;

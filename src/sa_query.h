@@ -126,4 +126,8 @@ int sa_query_search(sa_kb_t *kb, const char *text, size_t len,
     const sa_query_conf_t *conf, size_t k, sa_kb_hit_t *hits, size_t *n);
 
 
+/* qsort() order of hits: score descending, ties by chunk id ascending */
+int sa_query_hit_cmp(const void *one, const void *two);
+
+
 #endif /* _SA_QUERY_H_INCLUDED_ */
