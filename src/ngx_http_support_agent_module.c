@@ -827,6 +827,16 @@ ngx_http_sa_merge_services(ngx_conf_t *cf, ngx_http_sa_kb_conf_t *conf,
         return NGX_CONF_ERROR;
     }
 
+    if (conf->rerank.url.len && conf->rerank_api == SA_RERANK_TEI
+        && conf->candidates > 32)
+    {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "TEI reranks at most 32 texts per request unless "
+                           "started with a larger --max-client-batch-size, "
+                           "and \"support_agent_kb_candidates\" is %ui",
+                           conf->candidates);
+    }
+
     if (conf->qdrant.url.len && conf->qdrant_collection.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"support_agent_qdrant_collection\" is required "

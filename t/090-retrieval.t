@@ -418,7 +418,38 @@ X-Session: retrieval-abort
 
 
 
-=== TEST 22: nginx -t: an OpenAI-style embeddings URL needs a model
+=== TEST 22: bad queries: empty, too long, not UTF-8; a huge message still gets its turn
+--- config
+    location = /kb/search {
+        support_agent_search;
+        support_agent_kb $TEST_NGINX_DENSE_KB;
+        support_agent_embed_url http://127.0.0.1:$TEST_NGINX_KB_PORT/v1;
+        support_agent_embed_model test-embed;
+        support_agent_rerank_url http://127.0.0.1:$TEST_NGINX_KB_PORT/rerank;
+    }
+    location = /chat {
+        support_agent;
+        support_agent_kb $TEST_NGINX_DENSE_KB;
+        support_agent_embed_url http://127.0.0.1:$TEST_NGINX_KB_PORT/v1;
+        support_agent_embed_model test-embed;
+        support_agent_rerank_url http://127.0.0.1:$TEST_NGINX_KB_PORT/rerank;
+    }
+--- request eval
+["GET /kb/search?q=", "GET /kb/search?q=" . ("refund+" x 700), "GET /kb/search?q=refund%C3%28",
+ "POST /chat\n{\"message\":\"" . ("My parcel never arrived and I want a refund. " x 170) . "\"}"]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[400, 400, 400, 200]
+--- response_body_like eval
+[qr/"the query parameter \\"q\\" is required"/, qr/must be UTF-8 text of at most 4096 bytes/,
+ qr/must be UTF-8 text of at most 4096 bytes/, qr/"citations":\[\{"index":1,/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 23: nginx -t: an OpenAI-style embeddings URL needs a model
 --- config
     location = /x {
         support_agent_search;
@@ -431,7 +462,7 @@ X-Session: retrieval-abort
 
 
 
-=== TEST 23: nginx -t: a Cohere-style rerank URL needs a model
+=== TEST 24: nginx -t: a Cohere-style rerank URL needs a model
 --- config
     location = /x {
         support_agent_search;
@@ -444,7 +475,7 @@ X-Session: retrieval-abort
 
 
 
-=== TEST 24: nginx -t: bad fusion parameters
+=== TEST 25: nginx -t: bad fusion parameters
 --- config
     location = /x {
         support_agent_search;
@@ -457,7 +488,7 @@ invalid value in "k=0" of "support_agent_kb_fusion"
 
 
 
-=== TEST 25: nginx -t: a key pasted into nginx.conf is refused and not repeated
+=== TEST 26: nginx -t: a key pasted into nginx.conf is refused and not repeated
 --- config
     location = /x {
         support_agent_search;
@@ -473,7 +504,7 @@ sk-secret-1234
 
 
 
-=== TEST 26: nginx -t: a URL that is not http(s)
+=== TEST 27: nginx -t: a URL that is not http(s)
 --- config
     location = /x {
         support_agent_search;
