@@ -42,7 +42,7 @@ DEBIAN_PKGS  := nginx nginx-dev libcurl4-openssl-dev libyajl-dev liblmdb-dev \
                 liblist-moreutils-perl libhttp-message-perl liburi-perl \
                 python3 python3-jsonschema python3-yaml curl
 
-.PHONY: all build deps run test unit unit-quiet suites validate-requests clean valgrind bench retrieval
+.PHONY: all build deps run test unit unit-quiet servers suites validate-requests clean valgrind bench retrieval
 
 all: build
 
@@ -133,7 +133,14 @@ validate-requests:
 test: deps
 	@$(MAKE) --no-print-directory build
 	@$(MAKE) --no-print-directory unit-quiet
+	@$(MAKE) --no-print-directory servers
 	@$(MAKE) --no-print-directory suites
+
+# the test peers themselves: every endpoint, scenario and error path of
+# t/llm_server.py and t/kb_server.py against their own expectations
+servers:
+	/usr/bin/python3 t/llm_server_selftest.py
+	/usr/bin/python3 t/kb_server_selftest.py
 
 unit-quiet: $(UNIT_BINS)
 	prove --exec '' $(UNIT_BINS)

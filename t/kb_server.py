@@ -246,7 +246,6 @@ Record (GET /_requests, last 1000 requests, JSON compact, keys in this order):
     openai CreateEmbeddingRequest; embed -> tei EmbedRequest; rerank-tei -> tei RerankRequest;
     qdrant-<op> -> qdrant req.<op>; rerank-cohere has no published schema.
 """
-import argparse
 import asyncio
 import base64
 import collections
@@ -260,7 +259,6 @@ import json
 import math
 import os
 import re
-import signal
 import socket
 import struct
 import sys
@@ -268,6 +266,9 @@ import threading
 import time
 import urllib.parse
 import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testserver  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_BODY = 32 << 20
@@ -1987,65 +1988,8 @@ class KBServer:
         return False
 
 
-async def main_async(args):
-    srv = KBServer(args)
-    tasks = set()
-
-    async def on_conn(reader, writer):
-        task = asyncio.current_task()
-        tasks.add(task)
-        try:
-            await Conn(srv, reader, writer).run()
-        except asyncio.CancelledError:
-            pass
-        except Exception as e:  # never let one connection kill the server
-            log("connection error: %s: %s" % (type(e).__name__, e))
-            writer.transport.abort()
-        finally:
-            tasks.discard(task)
-
-    server = await asyncio.start_server(on_conn, args.host, args.port, limit=1 << 20,
-                                        backlog=1024, reuse_address=True)
-    port = server.sockets[0].getsockname()[1]
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, args.port_file)
-    print("listening on %s:%d" % (args.host, port), flush=True)
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if args.parent_pid:
-        async def watch_parent():
-            while not stop.is_set():
-                if os.getppid() != args.parent_pid:
-                    stop.set()
-                await asyncio.sleep(0.5)
-        loop.create_task(watch_parent())
-    await stop.wait()
-    server.close()
-    for t in list(tasks):
-        t.cancel()
-    await asyncio.sleep(0)
-    srv.pool.shutdown(wait=False)
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Embeddings, rerank and Qdrant test server (see the docstring).")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--port-file")
-    p.add_argument("--record-dir")
-    p.add_argument("--require-key")
-    p.add_argument("--no-validate", action="store_true", help="skip schema validation")
-    p.add_argument("--parent-pid", type=int, help="exit when this process is no longer our parent")
-    p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
-    asyncio.run(main_async(args))
-    return 0
+    return testserver.main(argv, "Embeddings, rerank and Qdrant test server (see the docstring).", KBServer, Conn, "kb_server")
 
 
 if __name__ == "__main__":

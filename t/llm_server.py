@@ -99,7 +99,6 @@ Record (GET /_requests, last 1000 requests, JSON compact, keys in this order):
     "client_closed", "reset", "cut", "truncated", "error_after", "hang_timeout".
     --record-dir DIR also writes each request body to DIR/NNNNNN.json (NNNNNN = seq).
 """
-import argparse
 import asyncio
 import collections
 import concurrent.futures
@@ -109,13 +108,15 @@ import importlib.util
 import json
 import os
 import re
-import signal
 import socket
 import struct
 import sys
 import threading
 import time
 import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testserver  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_BODY = 32 << 20
@@ -695,73 +696,8 @@ class LLMServer:
         return await end()
 
 
-async def main_async(args):
-    srv = LLMServer(args)
-    tasks = set()
-
-    async def on_conn(reader, writer):
-        task = asyncio.current_task()
-        tasks.add(task)
-        conn = None
-        try:
-            conn = Conn(srv, reader, writer)
-            await conn.run()
-        except asyncio.CancelledError:
-            pass
-        except Exception as e:  # never let one connection kill the server
-            log("connection error: %s: %s" % (type(e).__name__, e))
-            writer.transport.abort()
-        finally:
-            tasks.discard(task)
-
-    server = await asyncio.start_server(on_conn, args.host, args.port, limit=1 << 20,
-                                        backlog=4096, reuse_address=True)
-    port = server.sockets[0].getsockname()[1]
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, args.port_file)
-    print("listening on %s:%d" % (args.host, port), flush=True)
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if args.parent_pid:
-        async def watch_parent():
-            while not stop.is_set():
-                if os.getppid() != args.parent_pid:
-                    stop.set()
-                await asyncio.sleep(0.5)
-        loop.create_task(watch_parent())
-    await stop.wait()
-    server.close()
-    for t in list(tasks):
-        t.cancel()
-    await asyncio.sleep(0)
-    srv.pool.shutdown(wait=False)
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Scripted OpenAI-compatible Chat Completions test server.")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--port-file")
-    p.add_argument("--record-dir")
-    p.add_argument("--require-key")
-    p.add_argument("--no-validate", action="store_true", help="skip schema validation (benchmarks)")
-    p.add_argument("--parent-pid", type=int, help="exit when this process is no longer our parent")
-    p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
-    try:
-        import resource
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ImportError, ValueError, OSError):
-        pass
-    asyncio.run(main_async(args))
-    return 0
+    return testserver.main(argv, "Scripted OpenAI-compatible Chat Completions test server.", LLMServer, Conn, "llm_server")
 
 
 if __name__ == "__main__":
