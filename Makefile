@@ -160,5 +160,9 @@ bench: build
 retrieval: deps $(BUILD)/kb-build
 	@bash bench/retrieval.sh $(BUILD)/kb-build
 
+# intent router quality and speed on ../shared/data, see bench/routing.sh
+routing: deps $(BUILD)/kb-build
+	@bash bench/routing.sh $(BUILD)/kb-build
+
 clean:
 	rm -rf $(BUILD) t/servroot* demo/

@@ -197,7 +197,19 @@ static const char  kb_usage_text[] =
     "                 [--rerank N] [--pairs F]\n"
     "                 [--reranker none|builtin [--candidates N]"
     " [--min-relevance F]]\n"
-    "  kb-build stats --kb PATH\n";
+    "  kb-build stats --kb PATH\n"
+    "  kb-build intents --examples FILE.jsonl [--examples FILE ...]"
+    " --out PATH\n"
+    "                 [--rules FILE] [--threshold F|auto [--folds N]]"
+    " [--epochs N]\n"
+    "                 [--rate F] [--l2 F] [--seed N] [--min-count N]"
+    " [--char-min N]\n"
+    "                 [--char-max N] [--word-weight F] [--no-bigrams]"
+    " [--no-stems]\n"
+    "                 [--quiet]\n"
+    "  kb-build route --model PATH [--rules FILE] [--threshold F]"
+    " [--repeat N]\n"
+    "                 < in.jsonl > out.jsonl\n";
 
 
 /* --help: the usage, then what the index options of embeddings and Qdrant
@@ -247,6 +259,14 @@ main(int argc, char **argv)
 
     if (strcmp(argv[1], "stats") == 0) {
         return kb_stats(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[1], "intents") == 0) {
+        return kb_intents(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[1], "route") == 0) {
+        return kb_route(argc - 1, argv + 1);
     }
 
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {

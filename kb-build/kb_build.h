@@ -23,6 +23,8 @@
 int kb_index(int argc, char **argv);
 int kb_search(int argc, char **argv);
 int kb_stats(int argc, char **argv);
+int kb_intents(int argc, char **argv);
+int kb_route(int argc, char **argv);
 
 void kb_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void kb_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -50,6 +50,8 @@ typedef struct {
 
     ngx_http_sa_kb_results_t   kb;         /* retrieved sources */
     ngx_http_sa_kb_retrieval_t retrieval;
+
+    ngx_http_sa_routed_t       routed;     /* the router's decision */
     uint32_t                   cite;       /* bit n: source n+1 is cited */
 
     u_char                    *text;       /* reply text not yet streamed */
@@ -66,12 +68,11 @@ typedef struct {
     unsigned                   turn_open:1;
     unsigned                   done:1;
     unsigned                   grounded:1; /* the KB was asked */
+    unsigned                   is_routed:1;
 } ngx_http_sa_ctx_t;
 
 
 static void ngx_http_sa_chat_body(ngx_http_request_t *r);
-static ngx_int_t ngx_http_sa_chat_read_body(ngx_http_request_t *r,
-    u_char **body, size_t *len);
 static ngx_int_t ngx_http_sa_chat_begin(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx);
 static ngx_int_t ngx_http_sa_chat_open_turn(ngx_http_request_t *r,
@@ -86,6 +87,7 @@ static ngx_int_t ngx_http_sa_chat_load_history(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx, int64_t now);
 static ngx_int_t ngx_http_sa_chat_meta(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx);
+static int ngx_http_sa_chat_route_json(ngx_http_sa_ctx_t *ctx, sa_jw_t *w);
 static ngx_int_t ngx_http_sa_chat_answer(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx);
 static void ngx_http_sa_chat_retrieved(ngx_http_request_t *r, void *data,
@@ -132,7 +134,6 @@ static void ngx_http_sa_chat_cleanup(void *data);
 static ngx_int_t ngx_http_sa_chat_error(ngx_http_request_t *r,
     ngx_uint_t level, ngx_uint_t status, const char *code,
     const char *message);
-static ngx_uint_t ngx_http_sa_is_json(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_sa_wants_sse(ngx_http_request_t *r);
 static int64_t ngx_http_sa_now_ms(void);
 
@@ -264,7 +265,7 @@ ngx_http_sa_chat_body(ngx_http_request_t *r)
     /* from now on a client that goes away is noticed at once */
     r->read_event_handler = ngx_http_test_reading;
 
-    rc = ngx_http_sa_chat_read_body(r, &body, &len);
+    rc = ngx_http_sa_read_body(r, ctx->conf->max_body, &body, &len);
 
     if (rc == NGX_ERROR) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -311,76 +312,6 @@ ngx_http_sa_chat_body(ngx_http_request_t *r)
 }
 
 
-/* the body as one piece of memory, whether nginx kept it in memory or in
-   a temporary file */
-
-static ngx_int_t
-ngx_http_sa_chat_read_body(ngx_http_request_t *r, u_char **body,
-    size_t *len)
-{
-    u_char                  *p;
-    off_t                    size;
-    ssize_t                  n;
-    ngx_buf_t               *b;
-    ngx_chain_t             *cl;
-    ngx_http_sa_loc_conf_t  *conf;
-
-    *body = (u_char *) "";
-    *len = 0;
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
-    }
-
-    size = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        size += ngx_buf_size(cl->buf);
-    }
-
-    if (size == 0) {
-        return NGX_OK;
-    }
-
-    conf = ngx_http_get_module_loc_conf(r, ngx_http_support_agent_module);
-
-    /* larger bodies are refused by the caller without copying them */
-    if (size > (off_t) conf->max_body) {
-        *len = (size_t) size;
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, (size_t) size + 1);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    *body = p;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
-                              b->file_pos);
-            if (n == NGX_ERROR) {
-                return NGX_ERROR;
-            }
-
-            p += n;
-            continue;
-        }
-
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
-    }
-
-    *p = '\0';
-    *len = p - *body;
-
-    return NGX_OK;
-}
-
-
 static ngx_int_t
 ngx_http_sa_chat_begin(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
 {
@@ -399,6 +330,20 @@ ngx_http_sa_chat_begin(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
     rc = ngx_http_sa_chat_load_history(r, ctx, now);
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    if (conf->intents != NULL) {
+        /* the message now belongs to the history's last entry */
+        rc = ngx_http_sa_intent_route(r, conf->intents, conf->intent_threshold,
+                                      ctx->msgs[ctx->n_msgs - 1].content,
+                                      ctx->msgs[ctx->n_msgs - 1].content_len,
+                                      &ctx->routed);
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* NGX_DECLINED: no model can be read (logged); unrouted */
+        ctx->is_routed = (rc == NGX_OK);
     }
 
     ctx->deadline.handler = ngx_http_sa_chat_deadline;
@@ -429,6 +374,15 @@ ngx_http_sa_chat_begin(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
         ctx->heartbeat.cancelable = 1;
 
         ngx_add_timer(&ctx->heartbeat, conf->heartbeat);
+    }
+
+    if (ctx->is_routed && ctx->routed.kind == SA_ROUTE_OUT_OF_SCOPE) {
+        /* say what the agent can help with rather than guess */
+        ngx_http_sa_chat_complete(r, ctx,
+                                  (char *) conf->out_of_scope_reply.data,
+                                  conf->out_of_scope_reply.len, "stop",
+                                  "router", 0);
+        return NGX_DONE;
     }
 
     if (conf->kb.kb != NULL || conf->kb.qdrant.url.len) {
@@ -778,6 +732,7 @@ ngx_http_sa_chat_meta(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
                       (char *) ctx->conversation_id.data,
                       ctx->conversation_id.len) != SA_OK
         || sa_jw_kbool(w, "new", ctx->created) != SA_OK
+        || (ctx->is_routed && ngx_http_sa_chat_route_json(ctx, w) != SA_OK)
         || sa_jw_close(w) != SA_OK)
     {
         sa_jw_free(w);
@@ -785,6 +740,24 @@ ngx_http_sa_chat_meta(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
     }
 
     return ngx_http_sa_chat_event(r, ctx, "meta", w);
+}
+
+
+/* the router's decision: "intent", "route", "confidence" */
+
+static int
+ngx_http_sa_chat_route_json(ngx_http_sa_ctx_t *ctx, sa_jw_t *w)
+{
+    if (sa_jw_kstr(w, "intent", (char *) ctx->routed.intent.data,
+                   ctx->routed.intent.len) != SA_OK
+        || sa_jw_kstr(w, "route", (char *) ctx->routed.route.data,
+                      ctx->routed.route.len) != SA_OK
+        || sa_jw_kdouble(w, "confidence", ctx->routed.confidence) != SA_OK)
+    {
+        return SA_ERROR;
+    }
+
+    return SA_OK;
 }
 
 
@@ -1314,6 +1287,8 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
         || sa_jw_kstr(w, "finish_reason", finish_reason,
                       ngx_strlen(finish_reason)) != SA_OK
         || sa_jw_kstr(w, "source", source, ngx_strlen(source)) != SA_OK
+        || (!ctx->sse && ctx->is_routed
+            && ngx_http_sa_chat_route_json(ctx, w) != SA_OK)
         || sa_jw_close(w) != SA_OK)
     {
         sa_jw_free(w);
@@ -1637,30 +1612,6 @@ ngx_http_sa_chat_error(ngx_http_request_t *r, ngx_uint_t level,
                   "support agent: %ui %s: %s", status, code, message);
 
     return ngx_http_sa_send_error(r, status, code, message, NULL);
-}
-
-
-static ngx_uint_t
-ngx_http_sa_is_json(ngx_http_request_t *r)
-{
-    u_char     *p, *last;
-    ngx_str_t  *type;
-
-    if (r->headers_in.content_type == NULL) {
-        return 0;
-    }
-
-    type = &r->headers_in.content_type->value;
-    p = type->data;
-    last = p + type->len;
-
-    while (p < last && *p != ';' && *p != ' ') {
-        p++;
-    }
-
-    return (size_t) (p - type->data) == sizeof("application/json") - 1
-           && ngx_strncasecmp(type->data, (u_char *) "application/json",
-                              sizeof("application/json") - 1) == 0;
 }
 
 

@@ -16,6 +16,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_support_agent_kb.h"
+#include "ngx_http_support_agent_intent.h"
 
 
 #define NGX_HTTP_SA_MAX_TOKENS_FIELD      0
@@ -28,6 +29,7 @@ typedef struct {
     ngx_flag_t                 store_sync;
     ngx_uint_t                 llm_keepalive;  /* idle LLM connections kept */
     ngx_array_t                kbs;            /* ngx_http_sa_kb_t * */
+    ngx_array_t                intents;     /* ngx_http_sa_intents_t * */
     ngx_uint_t                 used;        /* a location has support_agent */
 } ngx_http_sa_main_conf_t;
 
@@ -52,6 +54,12 @@ typedef struct {
     ngx_str_t                  fallback_reply;
 
     ngx_http_sa_kb_conf_t      kb;
+
+    /* the intent router */
+    ngx_http_sa_intents_t     *intents;
+    double                     intent_threshold;   /* < 0: the model's */
+    ngx_flag_t                 classify;    /* support_agent_classify */
+    ngx_str_t                  out_of_scope_reply;
     ngx_str_t                  kb_prompt;   /* how to use the sources */
     ngx_str_t                  kb_no_answer;
 

@@ -345,3 +345,97 @@ ngx_http_sa_out_send(ngx_http_request_t *r, ngx_http_sa_out_t *out,
 
     return rc;
 }
+
+
+/* Content-Type: application/json, with or without parameters */
+
+ngx_uint_t
+ngx_http_sa_is_json(ngx_http_request_t *r)
+{
+    u_char     *p, *last;
+    ngx_str_t  *type;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    type = &r->headers_in.content_type->value;
+    p = type->data;
+    last = p + type->len;
+
+    while (p < last && *p != ';' && *p != ' ') {
+        p++;
+    }
+
+    return (size_t) (p - type->data) == sizeof("application/json") - 1
+           && ngx_strncasecmp(type->data, (u_char *) "application/json",
+                              sizeof("application/json") - 1) == 0;
+}
+
+
+/* the body as one piece of memory, whether nginx kept it in memory or in
+   a temporary file; a body larger than max is not copied (*len says its
+   size) */
+
+ngx_int_t
+ngx_http_sa_read_body(ngx_http_request_t *r, size_t max, u_char **body,
+    size_t *len)
+{
+    u_char                  *p;
+    off_t                    size;
+    ssize_t                  n;
+    ngx_buf_t               *b;
+    ngx_chain_t             *cl;
+
+    *body = (u_char *) "";
+    *len = 0;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    size = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+
+    if (size == 0) {
+        return NGX_OK;
+    }
+
+    /* larger bodies are refused by the caller without copying them */
+    if (size > (off_t) max) {
+        *len = (size_t) size;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) size + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *body = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+            if (n == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    *p = '\0';
+    *len = p - *body;
+
+    return NGX_OK;
+}

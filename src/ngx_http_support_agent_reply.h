@@ -41,6 +41,9 @@ ngx_int_t ngx_http_sa_sse_comment(ngx_http_request_t *r,
     ngx_http_sa_out_t *out, const char *text);
 ngx_int_t ngx_http_sa_sse_finish(ngx_http_request_t *r,
     ngx_http_sa_out_t *out);
+ngx_uint_t ngx_http_sa_is_json(ngx_http_request_t *r);
+ngx_int_t ngx_http_sa_read_body(ngx_http_request_t *r, size_t max,
+    u_char **body, size_t *len);
 ngx_int_t ngx_http_sa_out_flush(ngx_http_request_t *r,
     ngx_http_sa_out_t *out);
 

@@ -18,7 +18,7 @@ my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
 my $so = SupportAgent::Test::module_so();
 my $llm = SupportAgent::Test::start_llm_server();
 my $dir = tempdir('sa-life-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my $port = free_port();
+my $port = SupportAgent::Test::free_port();
 
 mkdir "$dir/logs";
 
@@ -52,7 +52,8 @@ close $fh;
 
 system($nginx, '-p', "$dir/", '-c', "$dir/nginx.conf", '-e',
        "$dir/logs/error.log") == 0 or BAIL_OUT("nginx did not start");
-wait_port($port);
+SupportAgent::Test::wait_port($port)
+    or BAIL_OUT("nginx does not listen on $port");
 
 my $master = read_pid();
 
@@ -178,20 +179,3 @@ sub worker_pids {
     return @pids;
 }
 
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0) or die $!;
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-sub wait_port {
-    my ($p) = @_;
-    my $t = time;
-    while (time - $t < 5) {
-        return if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$p");
-        sleep 0.05;
-    }
-    BAIL_OUT("nginx does not listen on $p");
-}

@@ -38,7 +38,7 @@ plan skip_all => "build/kb-build is not built (make build)" unless -x $kb_build;
 my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
 my $so = SupportAgent::Test::module_so();
 my $dir = tempdir('sa-swap-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my $port = free_port();
+my $port = SupportAgent::Test::free_port();
 my $kb = "$dir/kb.mdb";
 my $article = "$dir/hc/billing/gift-cards.md";
 my $parent = $$;
@@ -114,7 +114,8 @@ close $fh;
 system($nginx, '-p', "$dir/", '-c', "$dir/nginx.conf", '-e',
        "$dir/logs/error.log") == 0 or BAIL_OUT("nginx did not start");
 $master = read_pid();
-wait_port($port);
+SupportAgent::Test::wait_port($port)
+    or BAIL_OUT("nginx does not listen on $port");
 
 my @workers;
 {
@@ -576,23 +577,6 @@ sub wait_gone {
     return 0;
 }
 
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0) or die $!;
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-sub wait_port {
-    my ($p) = @_;
-    my $t = time;
-    while (time - $t < 5) {
-        return if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$p");
-        sleep 0.05;
-    }
-    BAIL_OUT("nginx does not listen on $p");
-}
 
 # a failed test or a die: no client and no nginx of ours is left running
 END {

@@ -44,12 +44,33 @@ use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use File::Spec;
 use File::Temp qw(tempdir);
+use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes ();
 
 my $REPO = abs_path(File::Spec->catdir(dirname(abs_path(__FILE__)), '..', '..', '..'));
 
 our ($LLM_PID, $LLM_PORT, $KB_PID, $KB_PORT, $OWNER_PID, $REGISTERED);
+
+# For the plain Test::More files that drive nginx themselves: a free TCP
+# port on 127.0.0.1, and waiting (up to 5 s) until something listens on one.
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0) or die $!;
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+sub wait_port {
+    my ($p) = @_;
+    my $t = Time::HiRes::time();
+    while (Time::HiRes::time() - $t < 5) {
+        return 1 if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$p");
+        Time::HiRes::sleep(0.05);
+    }
+    return 0;
+}
 
 sub repo_root { $REPO }
 
