@@ -47,6 +47,22 @@ fi
     --markdown "$top/kb-build/sample-helpcenter" --quiet "${embed[@]}"
 echo "Knowledge base: kb-build/sample-helpcenter -> build/demo/helpcenter.kb"
 
+# the intent router, when the Bitext examples are there (../shared/data):
+# every turn is classified, and POST /classify shows how
+: > "$demo/router.conf"
+bitext=$top/../shared/data/bitext/train.jsonl
+if [ -f "$bitext" ]; then
+    "$top/build/kb-build" intents --examples "$bitext" \
+        --rules "$top/conf/routes.conf" --out "$demo/router.model" --quiet
+    {
+        echo "support_agent_intents  ../build/demo/router.model;"
+        echo "location = /classify {"
+        echo "    support_agent_classify;"
+        echo "}"
+    } > "$demo/router.conf"
+    echo "Router: Bitext examples + conf/routes.conf -> build/demo/router.model"
+fi
+
 if [ -n "${SUPPORT_AGENT_LLM_URL:-}" ]; then
     {
         echo "support_agent_llm_url   ${SUPPORT_AGENT_LLM_URL};"

@@ -5,7 +5,8 @@
  * A libFuzzer driver for the parsers that read untrusted bytes: the
  * customer's chat request, the LLM's SSE stream and response, error
  * bodies and retry hints, the replies of the retrieval services
- * (embeddings, rerank, Qdrant) and the Qdrant cache record.  Besides
+ * (embeddings, rerank, Qdrant), the Qdrant cache record, an intent
+ * model file and a rules file, and messages to route.  Besides
  * crashes and sanitizer reports it checks invariants (output is UTF-8,
  * NUL-terminated, the SSE split does not change the events, a cached
  * chunk reads back the same) and abort()s when one breaks.  Not built by
@@ -15,6 +16,7 @@
  *       -o build/fuzz_parsers t/unit/fuzz_parsers.c src/sa_types.c \
  *       src/sa_utf8.c src/sa_sse.c src/sa_json.c src/sa_llm.c \
  *       src/sa_remote.c src/sa_kb.c src/sa_text.c src/sa_chunk.c \
+ *       src/sa_intent.c \
  *       -lyajl -lcurl -llmdb -lstemmer -lm
  *   mkdir -p build/fuzz-corpus
  *   build/fuzz_parsers -max_total_time=120 -max_len=4096 build/fuzz-corpus
@@ -32,6 +34,7 @@
 #include "sa_json.h"
 #include "sa_llm.h"
 #include "sa_remote.h"
+#include "sa_intent.h"
 
 
 #define check(cond)  do { if (!(cond)) abort(); } while (0)
@@ -350,6 +353,70 @@ fuzz_remote(const char *p, size_t len)
 }
 
 
+/* a tiny model, trained once, to route fuzzed messages and rules with */
+static sa_intent_t *
+fuzz_model(void)
+{
+    char                  err[256];
+    size_t                i;
+    sa_intent_conf_t      conf;
+    sa_intent_example_t   ex[4];
+
+    static sa_intent_t   *m;
+
+    if (m != NULL) {
+        return m;
+    }
+
+    ex[0].text = "where is my order";
+    ex[0].intent = "track_order";
+    ex[1].text = "cancel my order";
+    ex[1].intent = "cancel_order";
+    ex[2].text = "I want my money back";
+    ex[2].intent = "get_refund";
+    ex[3].text = "let me talk to a person";
+    ex[3].intent = "human";
+
+    for (i = 0; i < 4; i++) {
+        ex[i].len = strlen(ex[i].text);
+    }
+
+    sa_intent_conf_init(&conf);
+    check(sa_intent_train(ex, 4, &conf, &m, err, sizeof(err)) == SA_OK);
+
+    return m;
+}
+
+
+static void
+fuzz_intent(const char *p, size_t len)
+{
+    char                 err[256];
+    sa_intent_t         *m, *loaded;
+    sa_intent_result_t   res;
+
+    m = fuzz_model();
+
+    /* the input as a message */
+    check(sa_intent_classify(m, p, len, &res) == SA_OK);
+    check(res.intent != NULL && res.route_name != NULL);
+    check(res.confidence >= 0 && res.confidence <= 1);
+
+    /* as a rules file: accepted or refused, then the message again */
+    if (sa_intent_set_rules(m, p, len, err, sizeof(err)) == SA_OK) {
+        check(sa_intent_classify(m, p, len, &res) == SA_OK);
+        check(res.intent != NULL);
+        (void) sa_intent_set_rules(m, "", 0, err, sizeof(err));
+    }
+
+    /* as a model file */
+    if (sa_intent_load(p, len, &loaded, err, sizeof(err)) == SA_OK) {
+        (void) sa_intent_classify(loaded, "where is my order", 17, &res);
+        sa_intent_close(loaded);
+    }
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -368,6 +435,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_retry(p, size, split);
     fuzz_writer(p, size);
     fuzz_remote(p, size);
+    fuzz_intent(p, size);
 
     return 0;
 }
