@@ -146,8 +146,8 @@ static int kb_collect_markdown(const char *dir, kb_docs_t *docs);
 static int kb_walk(const char *root, const char *rel, kb_paths_t *paths);
 static int kb_paths_cmp(const void *one, const void *two);
 static int kb_collect_jsonl(const char *file, kb_docs_t *docs);
-static int kb_jsonl_line(const char *file, long line, const char *p,
-    size_t len, kb_docs_t *docs);
+static int kb_jsonl_doc(void *data, const char *file, long line,
+    yajl_val root);
 static char *kb_json_string(yajl_val root, const char *key);
 static kb_doc_t *kb_docs_add(kb_docs_t *docs);
 static void kb_docs_free(kb_docs_t *docs);
@@ -1328,18 +1328,38 @@ kb_paths_cmp(const void *one, const void *two)
 static int
 kb_collect_jsonl(const char *file, kb_docs_t *docs)
 {
-    int       rc;
-    char     *line;
-    long      n;
-    FILE     *f;
-    size_t    cap;
-    ssize_t   len;
+    int    rc;
+    FILE  *f;
 
     f = fopen(file, "rb");
     if (f == NULL) {
         kb_error("--jsonl \"%s\": %s", file, strerror(errno));
         return -1;
     }
+
+    rc = kb_jsonl(file, f, kb_jsonl_doc, docs, &docs->bytes);
+
+    fclose(f);
+
+    return rc;
+}
+
+
+/*
+ * JSON Lines, as every command reads them: blank lines are skipped; a line
+ * that is not UTF-8 or not JSON is an error naming the file and the line.
+ */
+
+int
+kb_jsonl(const char *file, FILE *f, kb_jsonl_pt handler, void *data,
+    size_t *bytes)
+{
+    int        rc;
+    char      *line, err[256];
+    long       n;
+    size_t     cap, j;
+    ssize_t    len;
+    yajl_val   root;
 
     line = NULL;
     cap = 0;
@@ -1348,9 +1368,40 @@ kb_collect_jsonl(const char *file, kb_docs_t *docs)
 
     while ((len = getline(&line, &cap, f)) != -1) {
         n++;
-        docs->bytes += (size_t) len;
 
-        rc = kb_jsonl_line(file, n, line, (size_t) len, docs);
+        if (bytes != NULL) {
+            *bytes += (size_t) len;
+        }
+
+        for (j = 0; j < (size_t) len; j++) {
+            if (line[j] != ' ' && line[j] != '\t' && line[j] != '\r'
+                && line[j] != '\n')
+            {
+                break;
+            }
+        }
+
+        if (j == (size_t) len) {
+            continue;
+        }
+
+        if (!sa_utf8_valid((unsigned char *) line, (size_t) len)) {
+            kb_error("%s:%ld: not valid UTF-8", file, n);
+            rc = -1;
+            break;
+        }
+
+        root = sa_json_tree_parse(line, (size_t) len, err, sizeof(err));
+        if (root == NULL) {
+            kb_error("%s:%ld: invalid JSON: %s", file, n, err);
+            rc = -1;
+            break;
+        }
+
+        rc = handler(data, file, n, root);
+
+        yajl_tree_free(root);
+
         if (rc != 0) {
             break;
         }
@@ -1362,7 +1413,6 @@ kb_collect_jsonl(const char *file, kb_docs_t *docs)
     }
 
     free(line);
-    fclose(f);
 
     return rc;
 }
@@ -1371,46 +1421,24 @@ kb_collect_jsonl(const char *file, kb_docs_t *docs)
 /* one line of BEIR's corpus.jsonl: {"_id", "title", "text", "metadata"} */
 
 static int
-kb_jsonl_line(const char *file, long line, const char *p, size_t len,
-    kb_docs_t *docs)
+kb_jsonl_doc(void *data, const char *file, long line, yajl_val root)
 {
     int          i;
-    char         err[256], src[64], *updated;
-    size_t       j;
-    yajl_val     root, v;
+    char         num[32], src[64], *updated;
+    yajl_val     v;
     kb_doc_t    *d;
+    kb_docs_t   *docs;
     const char  *path[3];
 
-    for (j = 0; j < len; j++) {
-        if (p[j] != ' ' && p[j] != '\t' && p[j] != '\r' && p[j] != '\n') {
-            break;
-        }
-    }
-
-    if (j == len) {
-        return 0;
-    }
-
-    if (!sa_utf8_valid((const unsigned char *) p, len)) {
-        kb_error("%s:%ld: not valid UTF-8", file, line);
-        return -1;
-    }
-
-    root = sa_json_tree_parse(p, len, err, sizeof(err));
-    if (root == NULL) {
-        kb_error("%s:%ld: invalid JSON: %s", file, line, err);
-        return -1;
-    }
+    docs = data;
 
     if (!YAJL_IS_OBJECT(root)) {
         kb_error("%s:%ld: not a JSON object", file, line);
-        yajl_tree_free(root);
         return -1;
     }
 
     d = kb_docs_add(docs);
     if (d == NULL) {
-        yajl_tree_free(root);
         kb_error("out of memory");
         return -1;
     }
@@ -1426,8 +1454,8 @@ kb_jsonl_line(const char *file, long line, const char *p, size_t len,
 
     if (v != NULL && YAJL_IS_NUMBER(v) && YAJL_IS_INTEGER(v)) {
         /* some corpora have numeric ids */
-        snprintf(err, sizeof(err), "%lld", YAJL_GET_INTEGER(v));
-        d->id = strdup(err);
+        snprintf(num, sizeof(num), "%lld", YAJL_GET_INTEGER(v));
+        d->id = strdup(num);
 
     } else {
         d->id = kb_json_string(root, "_id");
@@ -1491,8 +1519,6 @@ kb_jsonl_line(const char *file, long line, const char *p, size_t len,
         }
     }
 
-    yajl_tree_free(root);
-
     return 0;
 
 nomem:
@@ -1500,8 +1526,6 @@ nomem:
     kb_error("out of memory");
 
 failed:
-
-    yajl_tree_free(root);
 
     return -1;
 }

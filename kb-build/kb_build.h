@@ -12,6 +12,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include <yajl/yajl_tree.h>
 
 
 /* exit codes */
@@ -31,6 +34,17 @@ void kb_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* the whole file, NUL-terminated (not counted in *len); NULL with errno */
 char *kb_read_file(const char *path, size_t *len);
+
+/* JSON Lines: handler gets each non-blank line's value (freed after the
+   call) and its line number; a line that is not UTF-8 or not JSON is
+   reported (file:line) and ends the read with -1.  bytes (may be NULL)
+   is increased by what was read.  0, -1, or the handler's non-zero
+   return */
+typedef int (*kb_jsonl_pt)(void *data, const char *file, long line,
+    yajl_val root);
+
+int kb_jsonl(const char *file, FILE *f, kb_jsonl_pt handler, void *data,
+    size_t *bytes);
 
 double kb_now(void);
 

@@ -43,6 +43,8 @@ typedef struct {
 
 static int kb_read_messages(const char *file, FILE *f, int need_intent,
     kb_msgs_t *out);
+static int kb_message_line(void *data, const char *file, long line,
+    yajl_val root);
 static void kb_msgs_free(kb_msgs_t *m);
 static int kb_auto_threshold(const sa_intent_example_t *ex, size_t n,
     const sa_intent_conf_t *conf, unsigned folds, float *threshold,
@@ -55,127 +57,102 @@ static int kb_route_one(sa_intent_t *m, sa_jw_t *w, const kb_msg_t *msg,
 
 /* one JSON Lines file of {"text" or "message", "intent"?, "_id"?} */
 
+typedef struct {
+    kb_msgs_t  *out;
+    sa_jw_t    *w;
+    int         need_intent;
+} kb_msgs_reader_t;
+
+
 static int
 kb_read_messages(const char *file, FILE *f, int need_intent,
     kb_msgs_t *out)
 {
-    int          rc;
-    char        *line, err[256];
-    long         ln;
-    size_t       cap, j;
-    ssize_t      len;
-    yajl_val     root, v;
-    kb_msg_t    *p;
-    sa_jw_t     *w;
-    const char  *path[2], *buf;
+    int               rc;
+    kb_msgs_reader_t  rd;
 
-    line = NULL;
-    cap = 0;
-    ln = 0;
-    rc = 0;
-    path[1] = NULL;
+    rd.out = out;
+    rd.need_intent = need_intent;
+    rd.w = sa_jw_new();
 
-    w = sa_jw_new();
-    if (w == NULL) {
+    if (rd.w == NULL) {
         kb_error("out of memory");
         return -1;
     }
 
-    while ((len = getline(&line, &cap, f)) != -1) {
-        ln++;
+    rc = kb_jsonl(file, f, kb_message_line, &rd, NULL);
 
-        for (j = 0; j < (size_t) len; j++) {
-            if (line[j] != ' ' && line[j] != '\t' && line[j] != '\r'
-                && line[j] != '\n')
-            {
-                break;
-            }
-        }
-
-        if (j == (size_t) len) {
-            continue;
-        }
-
-        if (!sa_utf8_valid((unsigned char *) line, (size_t) len)) {
-            kb_error("%s:%ld: not valid UTF-8", file, ln);
-            rc = -1;
-            break;
-        }
-
-        root = sa_json_tree_parse(line, (size_t) len, err, sizeof(err));
-        if (root == NULL) {
-            kb_error("%s:%ld: invalid JSON: %s", file, ln, err);
-            rc = -1;
-            break;
-        }
-
-        if (out->n == out->cap) {
-            out->cap = out->cap ? out->cap * 2 : 1024;
-            p = realloc(out->msgs, out->cap * sizeof(kb_msg_t));
-            if (p == NULL) {
-                yajl_tree_free(root);
-                kb_error("out of memory");
-                rc = -1;
-                break;
-            }
-
-            out->msgs = p;
-        }
-
-        p = &out->msgs[out->n++];
-        memset(p, 0, sizeof(kb_msg_t));
-
-        path[0] = "text";
-        v = yajl_tree_get(root, path, yajl_t_string);
-
-        if (v == NULL) {
-            path[0] = "message";
-            v = yajl_tree_get(root, path, yajl_t_string);
-        }
-
-        if (v != NULL) {
-            p->len = strlen(v->u.string);
-            p->text = strdup(v->u.string);
-        }
-
-        path[0] = "intent";
-        v = yajl_tree_get(root, path, yajl_t_string);
-
-        if (v != NULL) {
-            p->intent = strdup(v->u.string);
-        }
-
-        /* the id is echoed as it came, string or number */
-        path[0] = "_id";
-        v = yajl_tree_get(root, path, yajl_t_any);
-
-        if (v != NULL && (YAJL_IS_STRING(v) || YAJL_IS_NUMBER(v))) {
-            sa_jw_reset(w);
-            if (sa_jw_tree(w, v) == SA_OK) {
-                buf = sa_jw_buf(w, &p->id_len);
-                p->id = strndup(buf, p->id_len);
-            }
-        }
-
-        yajl_tree_free(root);
-
-        if (p->text == NULL || (need_intent && p->intent == NULL)) {
-            kb_error("%s:%ld: needs a \"text\" string%s", file, ln,
-                     need_intent ? " and an \"intent\" string" : "");
-            rc = -1;
-            break;
-        }
-    }
-
-    if (rc == 0 && ferror(f)) {
-        kb_error("%s: %s", file, strerror(errno));
-        rc = -1;
-    }
-
-    free(line);
-    sa_jw_free(w);
+    sa_jw_free(rd.w);
 
     return rc;
+}
+
+
+static int
+kb_message_line(void *data, const char *file, long line, yajl_val root)
+{
+    yajl_val           v;
+    kb_msg_t          *p;
+    kb_msgs_t         *out;
+    const char        *path[2], *buf;
+    kb_msgs_reader_t  *rd = data;
+
+    out = rd->out;
+    path[1] = NULL;
+
+    if (out->n == out->cap) {
+        out->cap = out->cap ? out->cap * 2 : 1024;
+        p = realloc(out->msgs, out->cap * sizeof(kb_msg_t));
+        if (p == NULL) {
+            kb_error("out of memory");
+            return -1;
+        }
+
+        out->msgs = p;
+    }
+
+    p = &out->msgs[out->n++];
+    memset(p, 0, sizeof(kb_msg_t));
+
+    path[0] = "text";
+    v = yajl_tree_get(root, path, yajl_t_string);
+
+    if (v == NULL) {
+        path[0] = "message";
+        v = yajl_tree_get(root, path, yajl_t_string);
+    }
+
+    if (v != NULL) {
+        p->len = strlen(v->u.string);
+        p->text = strdup(v->u.string);
+    }
+
+    path[0] = "intent";
+    v = yajl_tree_get(root, path, yajl_t_string);
+
+    if (v != NULL) {
+        p->intent = strdup(v->u.string);
+    }
+
+    /* the id is echoed as it came, string or number */
+    path[0] = "_id";
+    v = yajl_tree_get(root, path, yajl_t_any);
+
+    if (v != NULL && (YAJL_IS_STRING(v) || YAJL_IS_NUMBER(v))) {
+        sa_jw_reset(rd->w);
+        if (sa_jw_tree(rd->w, v) == SA_OK) {
+            buf = sa_jw_buf(rd->w, &p->id_len);
+            p->id = strndup(buf, p->id_len);
+        }
+    }
+
+    if (p->text == NULL || (rd->need_intent && p->intent == NULL)) {
+        kb_error("%s:%ld: needs a \"text\" string%s", file, line,
+                 rd->need_intent ? " and an \"intent\" string" : "");
+        return -1;
+    }
+
+    return 0;
 }
 
 

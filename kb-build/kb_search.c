@@ -32,10 +32,11 @@ typedef struct {
 
 /* the module's built-in reranker (--reranker builtin) */
 typedef struct {
-    int             on;
-    size_t          candidates;
-    double          min_relevance;
-    sa_analyzer_t  *analyzer;
+    int                on;
+    size_t             candidates;
+    double             min_relevance;
+    sa_analyzer_t     *analyzer;
+    sa_rerank_stop_t  *stop;
 } kb_reranker_t;
 
 static kb_reranker_t  kb_reranker;
@@ -46,6 +47,8 @@ static int kb_read_queries(const char *file, kb_query_t **queries,
 static int kb_run_query(sa_kb_t *kb, kb_query_t *q, size_t k,
     size_t chunk_k, const sa_query_conf_t *conf, float k1, float b,
     const char *tag, sa_kb_hit_t *hits, char **seen, double *us);
+static int kb_query_line(void *data, const char *file, long line,
+    yajl_val root);
 static int kb_double_cmp(const void *one, const void *two);
 static int kb_rerank(sa_kb_t *kb, kb_query_t *q, sa_kb_hit_t *hits,
     size_t *n);
@@ -276,7 +279,9 @@ done:
     free(lat);
     sa_kb_close(kb);
     sa_analyzer_free(kb_reranker.analyzer);
+    sa_rerank_stop_free(kb_reranker.stop);
     kb_reranker.analyzer = NULL;
+    kb_reranker.stop = NULL;
 
     if (fflush(stdout) != 0) {
         kb_error("stdout: %s", strerror(errno));
@@ -409,6 +414,12 @@ kb_rerank(sa_kb_t *kb, kb_query_t *q, sa_kb_hit_t *hits, size_t *n)
         if (kb_reranker.analyzer == NULL) {
             return SA_ERROR;
         }
+
+        kb_reranker.stop = sa_rerank_stop_new(kb_reranker.analyzer,
+                                              sa_query_stop_words);
+        if (kb_reranker.stop == NULL) {
+            return SA_ERROR;
+        }
     }
 
     docs = calloc(m, sizeof(sa_rerank_doc_t));
@@ -458,7 +469,7 @@ kb_rerank(sa_kb_t *kb, kb_query_t *q, sa_kb_hit_t *hits, size_t *n)
 
     if (rc == SA_OK) {
         rc = sa_rerank_lexical(kb_reranker.analyzer, q->text, strlen(q->text),
-                               docs, m, sa_query_stop_words, kb_idf, kb,
+                               docs, m, kb_reranker.stop, kb_idf, kb,
                                relevance);
     }
 
@@ -497,21 +508,19 @@ kb_rerank(sa_kb_t *kb, kb_query_t *q, sa_kb_hit_t *hits, size_t *n)
 }
 
 
+typedef struct {
+    kb_query_t  *qs;
+    size_t       n;
+    size_t       cap;
+} kb_queries_t;
+
+
 static int
 kb_read_queries(const char *file, kb_query_t **queries, size_t *n)
 {
-    int          rc;
-    char        *line, err[256], num[32];
-    long         ln;
-    FILE        *f;
-    size_t       cap, qcap, j;
-    ssize_t      len;
-    yajl_val     root, v;
-    kb_query_t  *qs, *p;
-    const char  *path[2];
-
-    *queries = NULL;
-    *n = 0;
+    int            rc;
+    FILE          *f;
+    kb_queries_t   q;
 
     f = fopen(file, "rb");
     if (f == NULL) {
@@ -519,98 +528,70 @@ kb_read_queries(const char *file, kb_query_t **queries, size_t *n)
         return -1;
     }
 
-    line = NULL;
-    cap = 0;
-    qs = NULL;
-    qcap = 0;
-    ln = 0;
-    rc = 0;
+    memset(&q, 0, sizeof(kb_queries_t));
 
-    while ((len = getline(&line, &cap, f)) != -1) {
-        ln++;
+    rc = kb_jsonl(file, f, kb_query_line, &q, NULL);
 
-        for (j = 0; j < (size_t) len; j++) {
-            if (line[j] != ' ' && line[j] != '\t' && line[j] != '\r'
-                && line[j] != '\n')
-            {
-                break;
-            }
-        }
-
-        if (j == (size_t) len) {
-            continue;
-        }
-
-        if (!sa_utf8_valid((unsigned char *) line, (size_t) len)) {
-            kb_error("%s:%ld: not valid UTF-8", file, ln);
-            rc = -1;
-            break;
-        }
-
-        root = sa_json_tree_parse(line, (size_t) len, err, sizeof(err));
-        if (root == NULL) {
-            kb_error("%s:%ld: invalid JSON: %s", file, ln, err);
-            rc = -1;
-            break;
-        }
-
-        if (*n == qcap) {
-            qcap = qcap ? qcap * 2 : 256;
-
-            p = realloc(qs, qcap * sizeof(kb_query_t));
-            if (p == NULL) {
-                yajl_tree_free(root);
-                kb_error("out of memory");
-                rc = -1;
-                break;
-            }
-
-            qs = p;
-        }
-
-        p = &qs[*n];
-        memset(p, 0, sizeof(kb_query_t));
-
-        path[1] = NULL;
-        path[0] = "_id";
-        v = yajl_tree_get(root, path, yajl_t_any);
-
-        if (v != NULL && YAJL_IS_STRING(v)) {
-            p->id = strdup(v->u.string);
-
-        } else if (v != NULL && YAJL_IS_INTEGER(v)) {
-            snprintf(num, sizeof(num), "%lld", YAJL_GET_INTEGER(v));
-            p->id = strdup(num);
-        }
-
-        path[0] = "text";
-        v = yajl_tree_get(root, path, yajl_t_string);
-
-        if (v != NULL) {
-            p->text = strdup(v->u.string);
-        }
-
-        yajl_tree_free(root);
-        (*n)++;
-
-        if (p->id == NULL || p->id[0] == '\0' || p->text == NULL) {
-            kb_error("%s:%ld: needs \"_id\" and \"text\" strings", file, ln);
-            rc = -1;
-            break;
-        }
-    }
-
-    if (rc == 0 && ferror(f)) {
-        kb_error("%s: %s", file, strerror(errno));
-        rc = -1;
-    }
-
-    free(line);
     fclose(f);
 
-    *queries = qs;
+    *queries = q.qs;
+    *n = q.n;
 
     return rc;
+}
+
+
+/* {"_id", "text"}: the id a string or an integer */
+
+static int
+kb_query_line(void *data, const char *file, long line, yajl_val root)
+{
+    char           num[32];
+    yajl_val       v;
+    kb_query_t    *p;
+    kb_queries_t  *q = data;
+    const char    *path[2];
+
+    if (q->n == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : 256;
+
+        p = realloc(q->qs, q->cap * sizeof(kb_query_t));
+        if (p == NULL) {
+            kb_error("out of memory");
+            return -1;
+        }
+
+        q->qs = p;
+    }
+
+    p = &q->qs[q->n++];
+    memset(p, 0, sizeof(kb_query_t));
+
+    path[1] = NULL;
+    path[0] = "_id";
+    v = yajl_tree_get(root, path, yajl_t_any);
+
+    if (v != NULL && YAJL_IS_STRING(v)) {
+        p->id = strdup(v->u.string);
+
+    } else if (v != NULL && YAJL_IS_INTEGER(v)) {
+        snprintf(num, sizeof(num), "%lld", YAJL_GET_INTEGER(v));
+        p->id = strdup(num);
+    }
+
+    path[0] = "text";
+    v = yajl_tree_get(root, path, yajl_t_string);
+
+    if (v != NULL) {
+        p->text = strdup(v->u.string);
+    }
+
+    if (p->id == NULL || p->id[0] == '\0' || p->text == NULL) {
+        kb_error("%s:%ld: needs \"_id\" and \"text\" strings", file, line);
+        return -1;
+    }
+
+    return 0;
 }
 
 

@@ -78,8 +78,11 @@ static ngx_int_t ngx_http_sa_kb_cache_get(ngx_http_sa_kb_retrieval_t *rv,
     const char *id, sa_kb_chunk_t *chunk);
 static void ngx_http_sa_kb_cache_put(ngx_http_sa_kb_retrieval_t *rv,
     const char *id, sa_kb_chunk_t *chunk);
+static ngx_int_t ngx_http_sa_kb_language(ngx_http_sa_kb_retrieval_t *rv);
 static sa_analyzer_t *ngx_http_sa_kb_analyzer(
     ngx_http_sa_kb_retrieval_t *rv);
+static sa_rerank_stop_t *ngx_http_sa_kb_stop(ngx_http_sa_kb_retrieval_t *rv,
+    sa_analyzer_t *a);
 static double ngx_http_sa_kb_idf(void *data, const char *term, size_t len);
 static void ngx_http_sa_kb_search_done(ngx_http_request_t *r, void *data,
     ngx_int_t rc);
@@ -735,6 +738,7 @@ ngx_http_sa_kb_rerank_builtin(ngx_http_sa_kb_retrieval_t *rv)
     ngx_uint_t                i;
     sa_analyzer_t            *a;
     sa_rerank_doc_t          *docs;
+    sa_rerank_stop_t         *stop;
     ngx_http_request_t       *r;
     ngx_http_sa_kb_result_t  *c;
 
@@ -772,10 +776,10 @@ ngx_http_sa_kb_rerank_builtin(ngx_http_sa_kb_retrieval_t *rv)
                       : NULL;
 
     a = ngx_http_sa_kb_analyzer(rv);
+    stop = a ? ngx_http_sa_kb_stop(rv, a) : NULL;
 
-    if (a == NULL
-        || sa_rerank_lexical(a, rv->query, rv->len, docs, rv->ncands,
-                             sa_query_stop_words,
+    if (stop == NULL
+        || sa_rerank_lexical(a, rv->query, rv->len, docs, rv->ncands, stop,
                              kb ? ngx_http_sa_kb_idf : NULL, kb,
                              rv->relevance)
            != SA_OK)
@@ -1404,30 +1408,41 @@ ngx_http_sa_kb_cache_put(ngx_http_sa_kb_retrieval_t *rv, const char *id,
 /* the analyzer of the KB's language (Qdrant alone: english), one per
    process and language */
 
-static sa_analyzer_t  *ngx_http_sa_kb_analyzers[2];
+/* per process and language: the analyzer, and the stop list's terms */
+static sa_analyzer_t     *ngx_http_sa_kb_analyzers[2];
+static sa_rerank_stop_t  *ngx_http_sa_kb_stops[2];
 
 
-static sa_analyzer_t *
-ngx_http_sa_kb_analyzer(ngx_http_sa_kb_retrieval_t *rv)
+static ngx_int_t
+ngx_http_sa_kb_language(ngx_http_sa_kb_retrieval_t *rv)
 {
-    char            language[16];
-    sa_kb_t        *kb;
-    ngx_uint_t      i;
-
-    static const char  *languages[2] = { "english", "simple" };
+    char      language[16];
+    sa_kb_t  *kb;
 
     kb = rv->kbcf->kb ? ngx_http_sa_kb_handle(rv->kbcf->kb,
                                               rv->request->connection->log)
                       : NULL;
 
-    if (kb == NULL
-        || sa_kb_meta(kb, "language", language, sizeof(language)) != SA_OK)
+    /* the KB's language; Qdrant alone: english */
+    if (kb != NULL
+        && sa_kb_meta(kb, "language", language, sizeof(language)) == SA_OK
+        && ngx_strcmp(language, "simple") == 0)
     {
-        ngx_cpystrn((u_char *) language, (u_char *) "english",
-                    sizeof(language));
+        return 1;
     }
 
-    i = ngx_strcmp(language, "simple") == 0 ? 1 : 0;
+    return 0;
+}
+
+
+static sa_analyzer_t *
+ngx_http_sa_kb_analyzer(ngx_http_sa_kb_retrieval_t *rv)
+{
+    ngx_int_t  i;
+
+    static const char  *languages[2] = { "english", "simple" };
+
+    i = ngx_http_sa_kb_language(rv);
 
     if (ngx_http_sa_kb_analyzers[i] == NULL) {
         ngx_http_sa_kb_analyzers[i] = sa_analyzer_new(languages[i]);
@@ -1437,14 +1452,32 @@ ngx_http_sa_kb_analyzer(ngx_http_sa_kb_retrieval_t *rv)
 }
 
 
+static sa_rerank_stop_t *
+ngx_http_sa_kb_stop(ngx_http_sa_kb_retrieval_t *rv, sa_analyzer_t *a)
+{
+    ngx_int_t  i;
+
+    i = ngx_http_sa_kb_language(rv);
+
+    if (ngx_http_sa_kb_stops[i] == NULL) {
+        ngx_http_sa_kb_stops[i] = sa_rerank_stop_new(a, sa_query_stop_words);
+    }
+
+    return ngx_http_sa_kb_stops[i];
+}
+
+
 void
 ngx_http_sa_kb_exit_process(void)
 {
-    sa_analyzer_free(ngx_http_sa_kb_analyzers[0]);
-    sa_analyzer_free(ngx_http_sa_kb_analyzers[1]);
+    ngx_uint_t  i;
 
-    ngx_http_sa_kb_analyzers[0] = NULL;
-    ngx_http_sa_kb_analyzers[1] = NULL;
+    for (i = 0; i < 2; i++) {
+        sa_analyzer_free(ngx_http_sa_kb_analyzers[i]);
+        sa_rerank_stop_free(ngx_http_sa_kb_stops[i]);
+        ngx_http_sa_kb_analyzers[i] = NULL;
+        ngx_http_sa_kb_stops[i] = NULL;
+    }
 }
 
 

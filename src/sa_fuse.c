@@ -32,6 +32,14 @@ typedef struct {
 } sa_rerank_query_t;
 
 
+struct sa_rerank_stop_s {
+    char    **terms;            /* sorted, distinct */
+    size_t    n;
+    size_t    cap;
+    int       failed;
+};
+
+
 /* one occurrence of a query term in a candidate's text */
 typedef struct {
     uint32_t  position;
@@ -55,8 +63,9 @@ static int sa_rerank_query_term(void *data, const char *term, size_t len,
     uint32_t position);
 static int sa_rerank_doc_term(void *data, const char *term, size_t len,
     uint32_t position);
-static int sa_rerank_stop_term(void *data, const char *term, size_t len,
+static int sa_rerank_stop_add(void *data, const char *term, size_t len,
     uint32_t position);
+static int sa_rerank_str_cmp(const void *one, const void *two);
 static int sa_rerank_by_weight(const void *one, const void *two);
 static int sa_rerank_find(sa_rerank_query_t *q, const char *term,
     size_t len);
@@ -185,13 +194,14 @@ sa_fuse_by_score(const void *one, const void *two)
 
 int
 sa_rerank_lexical(sa_analyzer_t *a, const char *query, size_t len,
-    const sa_rerank_doc_t *docs, size_t n, const char *const *stop,
+    const sa_rerank_doc_t *docs, size_t n, const sa_rerank_stop_t *stop,
     sa_rerank_weight_pt weight, void *data, float *scores)
 {
     int                rc;
     size_t             i;
     double             total, coverage, proximity, heading, w;
     uint64_t           in_heading;
+    const char        *key;
     sa_rerank_scan_t   scan;
     sa_rerank_query_t  q;
 
@@ -208,13 +218,15 @@ sa_rerank_lexical(sa_analyzer_t *a, const char *query, size_t len,
         goto done;
     }
 
-    /* a stop word's terms, found among the query's, weigh nothing */
-    for (i = 0; stop != NULL && stop[i] != NULL; i++) {
-        if (sa_analyze(a, stop[i], strlen(stop[i]), sa_rerank_stop_term, &q)
-            != SA_OK)
+    /* a stop word's terms weigh nothing */
+    for (i = 0; stop != NULL && i < q.n; i++) {
+        key = q.terms[i].term;
+
+        if (bsearch(&key, stop->terms, stop->n, sizeof(char *),
+                    sa_rerank_str_cmp)
+            != NULL)
         {
-            rc = SA_ERROR;
-            goto done;
+            q.terms[i].weight = -1;
         }
     }
 
@@ -332,20 +344,103 @@ sa_rerank_query_term(void *data, const char *term, size_t len,
 }
 
 
-static int
-sa_rerank_stop_term(void *data, const char *term, size_t len,
-    uint32_t position)
+/*
+ * The stop words' terms, analyzed once (per analyzer), so that a rerank
+ * looks them up instead of analyzing the list again.
+ */
+
+sa_rerank_stop_t *
+sa_rerank_stop_new(sa_analyzer_t *a, const char *const *words)
 {
-    int                 t;
-    sa_rerank_query_t  *q = data;
+    size_t             i, j;
+    sa_rerank_stop_t  *s;
 
-    t = sa_rerank_find(q, term, len);
-
-    if (t >= 0) {
-        q->terms[t].weight = -1;
+    s = calloc(1, sizeof(sa_rerank_stop_t));
+    if (s == NULL) {
+        return NULL;
     }
 
+    for (i = 0; words[i] != NULL; i++) {
+        if (sa_analyze(a, words[i], strlen(words[i]), sa_rerank_stop_add, s)
+            != SA_OK || s->failed)
+        {
+            sa_rerank_stop_free(s);
+            return NULL;
+        }
+    }
+
+    qsort(s->terms, s->n, sizeof(char *), sa_rerank_str_cmp);
+
+    /* distinct: "does" and "doing" may stem alike */
+    for (i = 0, j = 0; i < s->n; i++) {
+        if (j > 0 && strcmp(s->terms[j - 1], s->terms[i]) == 0) {
+            free(s->terms[i]);
+            continue;
+        }
+
+        s->terms[j++] = s->terms[i];
+    }
+
+    s->n = j;
+
+    return s;
+}
+
+
+void
+sa_rerank_stop_free(sa_rerank_stop_t *s)
+{
+    size_t  i;
+
+    if (s == NULL) {
+        return;
+    }
+
+    for (i = 0; i < s->n; i++) {
+        free(s->terms[i]);
+    }
+
+    free(s->terms);
+    free(s);
+}
+
+
+static int
+sa_rerank_stop_add(void *data, const char *term, size_t len,
+    uint32_t position)
+{
+    char             **terms;
+    size_t             cap;
+    sa_rerank_stop_t  *s = data;
+
+    if (s->n == s->cap) {
+        cap = s->cap ? s->cap * 2 : 256;
+        terms = realloc(s->terms, cap * sizeof(char *));
+        if (terms == NULL) {
+            s->failed = 1;
+            return SA_ERROR;
+        }
+
+        s->terms = terms;
+        s->cap = cap;
+    }
+
+    s->terms[s->n] = strndup(term, len);
+    if (s->terms[s->n] == NULL) {
+        s->failed = 1;
+        return SA_ERROR;
+    }
+
+    s->n++;
+
     return SA_OK;
+}
+
+
+static int
+sa_rerank_str_cmp(const void *one, const void *two)
+{
+    return strcmp(*(char * const *) one, *(char * const *) two);
 }
 
 

@@ -54,6 +54,14 @@ typedef struct {
     size_t       text_len;
 } sa_rerank_doc_t;
 
+/* the terms of a list of stop words (NULL-terminated), analyzed once
+   with the analyzer the reranker will use; NULL when out of memory */
+typedef struct sa_rerank_stop_s  sa_rerank_stop_t;
+
+sa_rerank_stop_t *sa_rerank_stop_new(sa_analyzer_t *a,
+    const char *const *words);
+void sa_rerank_stop_free(sa_rerank_stop_t *s);
+
 /* a query term's weight (its idf in the KB); NULL: every term weighs 1 */
 typedef double (*sa_rerank_weight_pt)(void *data, const char *term,
     size_t len);
@@ -63,9 +71,8 @@ typedef double (*sa_rerank_weight_pt)(void *data, const char *term,
  * The built-in reranker: how much of the question a candidate answers,
  * with no model.  For the distinct query terms t (the
  * SA_RERANK_MAX_TERMS heaviest of the first SA_RERANK_MAX_QUERY_TERMS,
- * weighed w(t), W their sum; the terms of the words
- * in stop, a NULL-terminated list that may be NULL, weigh 0: "how do i"
- * must not make every "How do I ...?" heading an answer):
+ * weighed w(t), W their sum; the terms in stop (may be NULL) weigh 0:
+ * "how do i" must not make every "How do I ...?" heading an answer):
  *
  *   coverage   sum of w(t) over the terms the candidate has anywhere / W
  *   proximity  the most weight of distinct terms found together within
@@ -83,7 +90,7 @@ typedef double (*sa_rerank_weight_pt)(void *data, const char *term,
 #define SA_RERANK_WINDOW  12
 
 int sa_rerank_lexical(sa_analyzer_t *a, const char *query, size_t len,
-    const sa_rerank_doc_t *docs, size_t n, const char *const *stop,
+    const sa_rerank_doc_t *docs, size_t n, const sa_rerank_stop_t *stop,
     sa_rerank_weight_pt weight, void *data, float *scores);
 
 

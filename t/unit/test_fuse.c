@@ -107,12 +107,16 @@ test_rerank(void)
     sa_analyzer_t    *a;
     sa_rerank_doc_t   d[6];
     const char       *q = "How long does a refund take for my order?";
-    const char       *stop[] = { "how", "does", "my", "long", NULL };
+    const char       *words[] = { "how", "does", "my", "long", NULL };
+    sa_rerank_stop_t *stop;
     char             *big;
     size_t            i;
 
     a = sa_analyzer_new("english");
     is_str(sa_analyzer_language(a), "english", "rerank: english analyzer");
+
+    stop = sa_rerank_stop_new(a, words);
+    ok(stop != NULL, "a stop list, analyzed once");
 
     d[0].heading = "Refunds";
     d[0].text = "A refund takes five to ten days after we receive your order.";
@@ -177,6 +181,7 @@ test_rerank(void)
        "200 terms: bounded, the same text matches");
 
     free(big);
+    sa_rerank_stop_free(stop);
     sa_analyzer_free(a);
 }
 
