@@ -930,7 +930,7 @@ static ngx_int_t
 ngx_http_sa_kb_finish(ngx_http_sa_kb_retrieval_t *rv)
 {
     int64_t                    now_ms, age_ms;
-    ngx_uint_t                 i, n;
+    ngx_uint_t                 i, n, gate;
     ngx_http_sa_kb_conf_t     *kbcf;
     ngx_http_sa_kb_result_t   *c;
     ngx_http_sa_kb_results_t  *out;
@@ -941,14 +941,15 @@ ngx_http_sa_kb_finish(ngx_http_sa_kb_retrieval_t *rv)
 
     n = 0;
 
+    /* a long message (a whole story) shares only part of its words with
+       any one answer: its candidates are ranked, not gated */
+    gate = rv->ncands && !ngx_http_sa_kb_long(rv);
+
     for (i = 0; i < rv->ncands; i++) {
         c = &rv->cands[i];
 
-        /* a long message (a whole story) shares only part of its words
-           with any one answer: its candidates are ranked, not gated */
         if (rv->relevance == NULL
-            || (!(rv->relevance[i] >= kbcf->min_relevance)
-                && !ngx_http_sa_kb_long(rv)))
+            || (gate && !(rv->relevance[i] >= kbcf->min_relevance)))
         {
             sa_kb_chunk_free(&c->chunk);
             continue;
