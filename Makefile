@@ -141,6 +141,7 @@ test: deps
 servers:
 	/usr/bin/python3 t/llm_server_selftest.py
 	/usr/bin/python3 t/kb_server_selftest.py
+	/usr/bin/python3 t/helpdesk_server_selftest.py
 
 unit-quiet: $(UNIT_BINS)
 	prove --exec '' $(UNIT_BINS)

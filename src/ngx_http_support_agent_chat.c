@@ -52,6 +52,7 @@ typedef struct {
     ngx_http_sa_kb_retrieval_t retrieval;
 
     ngx_http_sa_routed_t       routed;     /* the router's decision */
+    ngx_http_sa_escalation_t   esc;
     uint32_t                   cite;       /* bit n: source n+1 is cited */
 
     u_char                    *text;       /* reply text not yet streamed */
@@ -60,6 +61,7 @@ typedef struct {
 
     ngx_event_t                heartbeat;
     ngx_event_t                deadline;
+    ngx_event_t                summary_timer;  /* the LLM's summary */
 
     ngx_queue_t                queue;      /* the worker's live turns */
 
@@ -69,6 +71,7 @@ typedef struct {
     unsigned                   done:1;
     unsigned                   grounded:1; /* the KB was asked */
     unsigned                   is_routed:1;
+    unsigned                   handoff:1;  /* the reply hands off */
 } ngx_http_sa_ctx_t;
 
 
@@ -88,6 +91,19 @@ static ngx_int_t ngx_http_sa_chat_load_history(ngx_http_request_t *r,
 static ngx_int_t ngx_http_sa_chat_meta(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx);
 static int ngx_http_sa_chat_route_json(ngx_http_sa_ctx_t *ctx, sa_jw_t *w);
+static ngx_int_t ngx_http_sa_chat_handoff(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx);
+static void ngx_http_sa_chat_handed_off(void *data);
+static ngx_int_t ngx_http_sa_chat_summarize(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx);
+static void ngx_http_sa_chat_summary_text(ngx_http_sa_llm_t *llm,
+    const char *text, size_t len);
+static ngx_int_t ngx_http_sa_chat_summary_flush(ngx_http_sa_llm_t *llm);
+static void ngx_http_sa_chat_summarized(ngx_http_sa_llm_t *llm,
+    ngx_int_t rc);
+static void ngx_http_sa_chat_summary_timeout(ngx_event_t *ev);
+static ngx_int_t ngx_http_sa_chat_handoff_event(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx);
 static ngx_int_t ngx_http_sa_chat_answer(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx);
 static void ngx_http_sa_chat_retrieved(ngx_http_request_t *r, void *data,
@@ -346,6 +362,12 @@ ngx_http_sa_chat_begin(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
         ctx->is_routed = (rc == NGX_OK);
     }
 
+    /* NGX_DECLINED: no handoff here; NGX_ERROR: logged, no escalation */
+    (void) ngx_http_sa_escalate_observe(r, &ctx->esc, &conf->escalate,
+                                        &ctx->conversation_id, ctx->created,
+                                        ctx->is_routed ? &ctx->routed : NULL,
+                                        &ctx->msgs[ctx->n_msgs - 1]);
+
     ctx->deadline.handler = ngx_http_sa_chat_deadline;
     ctx->deadline.data = r->connection;
     ctx->deadline.log = r->connection->log;
@@ -376,6 +398,19 @@ ngx_http_sa_chat_begin(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
         ngx_add_timer(&ctx->heartbeat, conf->heartbeat);
     }
 
+    if (ctx->esc.active && ctx->esc.decision.reason != SA_ESC_NONE) {
+        return ngx_http_sa_chat_handoff(r, ctx);
+    }
+
+    if (ctx->esc.active
+        && ngx_http_sa_escalate_reminder(r, &ctx->esc,
+                                         ctx->is_routed ? &ctx->routed
+                                                        : NULL))
+    {
+        ngx_http_sa_chat_handed_off(ctx);
+        return NGX_DONE;
+    }
+
     if (ctx->is_routed && ctx->routed.kind == SA_ROUTE_OUT_OF_SCOPE) {
         /* say what the agent can help with rather than guess */
         ngx_http_sa_chat_complete(r, ctx,
@@ -402,6 +437,249 @@ ngx_http_sa_chat_begin(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
 }
 
 
+/*
+ * A signal fired: the ticket is stored and sent; the customer is told what
+ * happens next once the helpdesk answered (or did not, in time).
+ */
+
+static ngx_int_t
+ngx_http_sa_chat_handoff(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    if (!ctx->esc.summarized && ctx->conf->llm_url.len
+        && ctx->conf->escalate.summary_prompt.len)
+    {
+        ctx->esc.summarized = 1;
+
+        if (ngx_http_sa_chat_summarize(r, ctx) == NGX_AGAIN) {
+            /* ngx_http_sa_chat_summarized() comes back here */
+            return NGX_DONE;
+        }
+    }
+
+    ctx->esc.on_done = ngx_http_sa_chat_handed_off;
+    ctx->esc.data = ctx;
+
+    rc = ngx_http_sa_handoff_start(r, &ctx->esc, ctx->msgs, ctx->n_msgs,
+                                   ctx->is_routed ? &ctx->routed : NULL);
+
+    if (rc == NGX_AGAIN) {
+        return NGX_DONE;
+    }
+
+    if (rc == NGX_OK) {
+        ngx_http_sa_chat_handed_off(ctx);
+        return NGX_DONE;
+    }
+
+    /* the ticket cannot be stored (logged): a human is out of reach, so
+       the agent goes on answering */
+    ctx->esc.decision.reason = SA_ESC_NONE;
+    ctx->esc.state.escalated = 0;
+
+    if (ctx->grounded) {
+        ngx_http_sa_chat_complete(r, ctx, (char *) ctx->conf->kb_no_answer.data,
+                                  ctx->conf->kb_no_answer.len, "stop", "kb",
+                                  0);
+        return NGX_DONE;
+    }
+
+    if (ctx->conf->kb.kb != NULL || ctx->conf->kb.qdrant.url.len) {
+        rc = ngx_http_sa_chat_retrieve(r, ctx);
+
+        if (rc == NGX_AGAIN) {
+            return NGX_DONE;
+        }
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    return ngx_http_sa_chat_answer(r, ctx);
+}
+
+
+/*
+ * The LLM writes the summary for the human from the transcript, within
+ * support_agent_handoff_timeout; without it (failed, slow, unusable) the
+ * ticket has the summary built from the conversation.
+ */
+
+static ngx_int_t
+ngx_http_sa_chat_summarize(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
+{
+    sa_msg_t   msg;
+    ngx_str_t  transcript;
+
+    if (ngx_http_sa_handoff_transcript(r, &ctx->esc, ctx->msgs, ctx->n_msgs,
+                                       &transcript)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&msg, sizeof(sa_msg_t));
+    msg.role = SA_ROLE_USER;
+    msg.content = (char *) transcript.data;
+    msg.content_len = transcript.len;
+
+    ctx->llm.request = r;
+    ctx->llm.conf = ctx->conf;
+    ctx->llm.data = ctx;
+    ctx->llm.on_text = ngx_http_sa_chat_summary_text;
+    ctx->llm.on_flush = ngx_http_sa_chat_summary_flush;
+    ctx->llm.on_done = ngx_http_sa_chat_summarized;
+    ctx->llm.deadline = ngx_current_msec + ctx->conf->escalate.helpdesk.timeout;
+    ctx->llm.system_prompt = ctx->conf->escalate.summary_prompt;
+
+    if (ngx_http_sa_llm_start(&ctx->llm, &msg, 1) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "support agent: no summary by the LLM for the handoff "
+                      "of conversation \"%V\": %s", &ctx->conversation_id,
+                      ctx->llm.failure);
+        return NGX_DECLINED;
+    }
+
+    ctx->summary_timer.handler = ngx_http_sa_chat_summary_timeout;
+    ctx->summary_timer.data = r->connection;
+    ctx->summary_timer.log = r->connection->log;
+
+    ngx_add_timer(&ctx->summary_timer, ctx->conf->escalate.helpdesk.timeout);
+
+    return NGX_AGAIN;
+}
+
+
+/* the summary is for the human only: nothing is streamed */
+
+static void
+ngx_http_sa_chat_summary_text(ngx_http_sa_llm_t *llm, const char *text,
+    size_t len)
+{
+}
+
+
+static ngx_int_t
+ngx_http_sa_chat_summary_flush(ngx_http_sa_llm_t *llm)
+{
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_sa_chat_summarized(ngx_http_sa_llm_t *llm, ngx_int_t rc)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+    ngx_http_sa_ctx_t   *ctx;
+
+    ctx = llm->data;
+    r = ctx->request;
+    c = r->connection;
+
+    if (ctx->summary_timer.timer_set) {
+        ngx_del_timer(&ctx->summary_timer);
+    }
+
+    if (rc == NGX_OK
+        && ngx_http_sa_handoff_summary(r, &ctx->esc, llm->stream.content,
+                                       llm->stream.content_len)
+           == NGX_OK)
+    {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "support agent: the LLM summarized conversation "
+                       "\"%V\"", &ctx->conversation_id);
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "support agent: no summary by the LLM for the handoff "
+                      "of conversation \"%V\": %s; the ticket has the "
+                      "built one", &ctx->conversation_id,
+                      rc == NGX_OK ? "an empty or unusable reply"
+                                   : llm->failure);
+    }
+
+    rc = ngx_http_sa_chat_handoff(r, ctx);
+
+    if (rc != NGX_DONE) {
+        ngx_http_sa_chat_close_turn(ctx);
+        ngx_http_sa_chat_finalize(r, ctx, rc);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_sa_chat_summary_timeout(ngx_event_t *ev)
+{
+    ngx_http_sa_ctx_t  *ctx;
+
+    ctx = (ngx_http_sa_ctx_t *) ((u_char *) ev
+                                 - offsetof(ngx_http_sa_ctx_t,
+                                            summary_timer));
+
+    ngx_http_sa_llm_cancel(&ctx->llm);
+
+    ngx_cpystrn((u_char *) ctx->llm.failure,
+                (u_char *) "took longer than support_agent_handoff_timeout",
+                sizeof(ctx->llm.failure));
+
+    ngx_http_sa_chat_summarized(&ctx->llm, NGX_ERROR);
+}
+
+
+static void
+ngx_http_sa_chat_handed_off(void *data)
+{
+    ngx_http_sa_ctx_t  *ctx = data;
+
+    ngx_str_t            text;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    c = r->connection;
+
+    if (ctx->done) {
+        return;
+    }
+
+    if (ngx_http_sa_handoff_reply(r, &ctx->esc, &text) != NGX_OK) {
+        ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                              "internal_error", NGX_HTTP_SA_UNAVAILABLE);
+
+    } else {
+        ctx->handoff = 1;
+        ngx_http_sa_chat_complete(r, ctx, (char *) text.data, text.len,
+                                  "stop", "handoff", 0);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_sa_chat_handoff_event(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
+{
+    sa_jw_t  *w;
+
+    w = sa_jw_new();
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_sa_handoff_json(&ctx->esc, w) != SA_OK) {
+        sa_jw_free(w);
+        return NGX_ERROR;
+    }
+
+    return ngx_http_sa_chat_event(r, ctx, "handoff", w);
+}
+
+
 /* the sources are known (or there is no KB): answer */
 
 static ngx_int_t
@@ -413,6 +691,12 @@ ngx_http_sa_chat_answer(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
 
     if (ctx->grounded) {
         if (ctx->kb.n == 0) {
+            ngx_http_sa_escalate_unserved(&ctx->esc);
+
+            if (ctx->esc.decision.reason != SA_ESC_NONE) {
+                return ngx_http_sa_chat_handoff(r, ctx);
+            }
+
             /* nothing relevant: say so rather than let a model guess */
             ngx_http_sa_chat_complete(r, ctx, (char *) conf->kb_no_answer.data,
                                       conf->kb_no_answer.len, "stop", "kb",
@@ -1267,6 +1551,8 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
 
     ctx->turn_open = 0;
 
+    ngx_http_sa_escalate_save(r, &ctx->esc);
+
     if (ngx_strcmp(source, "llm") == 0 && ctx->kb.n) {
         ngx_http_sa_chat_cite_markers(ctx, reply, len);
     }
@@ -1289,6 +1575,9 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
         || sa_jw_kstr(w, "source", source, ngx_strlen(source)) != SA_OK
         || (!ctx->sse && ctx->is_routed
             && ngx_http_sa_chat_route_json(ctx, w) != SA_OK)
+        || (!ctx->sse && ctx->handoff
+            && (sa_jw_key(w, "handoff") != SA_OK
+                || ngx_http_sa_handoff_json(&ctx->esc, w) != SA_OK))
         || sa_jw_close(w) != SA_OK)
     {
         sa_jw_free(w);
@@ -1308,7 +1597,14 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
 
     out = NGX_OK;
 
-    if (!streamed) {
+    if (ctx->handoff) {
+        out = ngx_http_sa_chat_handoff_event(r, ctx);
+    }
+
+    if (out == NGX_ERROR) {
+        /* the client is gone */
+
+    } else if (!streamed) {
         out = ngx_http_sa_chat_delta(r, ctx, reply, len);
 
     } else if (ctx->text_len) {
@@ -1438,6 +1734,10 @@ ngx_http_sa_chat_finalize(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
         ngx_del_timer(&ctx->heartbeat);
     }
 
+    if (ctx->summary_timer.timer_set) {
+        ngx_del_timer(&ctx->summary_timer);
+    }
+
     if (ctx->deadline.timer_set) {
         ngx_del_timer(&ctx->deadline);
     }
@@ -1561,6 +1861,7 @@ ngx_http_sa_chat_deadline(ngx_event_t *ev)
     }
 
     ngx_http_sa_kb_retrieval_cancel(&ctx->retrieval);
+    ngx_http_sa_escalate_cancel(&ctx->esc);
 
     ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_GATEWAY_TIME_OUT,
                           "llm_unavailable", NGX_HTTP_SA_UNAVAILABLE);
@@ -1587,8 +1888,13 @@ ngx_http_sa_chat_cleanup(void *data)
         ngx_del_timer(&ctx->deadline);
     }
 
+    if (ctx->summary_timer.timer_set) {
+        ngx_del_timer(&ctx->summary_timer);
+    }
+
     ngx_http_sa_llm_cancel(&ctx->llm);
     ngx_http_sa_kb_retrieval_cancel(&ctx->retrieval);
+    ngx_http_sa_escalate_cancel(&ctx->esc);
 
     /* client gone or request terminated mid-turn */
     ngx_http_sa_chat_close_turn(ctx);

@@ -94,6 +94,12 @@ ngx_http_sa_fetch_start(ngx_http_sa_fetch_t *f, ngx_http_sa_service_t *svc,
         goto failed;
     }
 
+    if (f->header != NULL
+        && curl_slist_append(f->headers, f->header) == NULL)
+    {
+        goto failed;
+    }
+
     curl_easy_setopt(easy, CURLOPT_URL, (char *) url);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, f->headers);

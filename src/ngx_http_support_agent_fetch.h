@@ -44,6 +44,9 @@ struct ngx_http_sa_fetch_s {
     void                      *data;
     ngx_http_sa_fetch_done_pt  on_done;
     const char                *what;        /* "embeddings", for logs */
+    const char                *header;      /* one more header line
+                                               ("Idempotency-Key: k"),
+                                               NUL-terminated, or NULL */
 
     /* results */
     ngx_int_t                  rc;

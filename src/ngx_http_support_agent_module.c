@@ -412,6 +412,83 @@ static ngx_command_t  ngx_http_sa_commands[] = {
       offsetof(ngx_http_sa_loc_conf_t, out_of_scope_reply),
       NULL },
 
+    { ngx_string("support_agent_escalate_repeats"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_number_or_off,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, escalate.repeats),
+      NULL },
+
+    { ngx_string("support_agent_escalate_sentiment"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_escalate_sentiment,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, escalate),
+      NULL },
+
+    { ngx_string("support_agent_escalate_unserved"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_number_or_off,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, escalate.unserved),
+      NULL },
+
+    { ngx_string("support_agent_escalate_after"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_escalate_after,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, escalate),
+      NULL },
+
+    { ngx_string("support_agent_high_stakes"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_sa_high_stakes,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, escalate),
+      NULL },
+
+    { ngx_string("support_agent_business_hours"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_sa_business_hours,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, escalate),
+      NULL },
+
+    { ngx_string("support_agent_handoff_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_service_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, escalate.helpdesk.url),
+      NULL },
+
+    { ngx_string("support_agent_handoff_api_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_api_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, escalate.helpdesk_key),
+      NULL },
+
+    { ngx_string("support_agent_handoff_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, escalate.helpdesk.timeout),
+      NULL },
+
+    { ngx_string("support_agent_handoff_summary_prompt"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_text_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, escalate.summary_prompt),
+      NULL },
+
+    { ngx_string("support_agent_handoff_mask"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_sa_handoff_mask,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, escalate),
+      NULL },
+
     { ngx_string("support_agent_classify"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_sa_classify,
@@ -544,6 +621,9 @@ ngx_http_sa_create_main_conf(ngx_conf_t *cf)
         != NGX_OK
         || ngx_array_init(&smcf->intents, cf->pool, 1,
                           sizeof(ngx_http_sa_intents_t *))
+           != NGX_OK
+        || ngx_array_init(&smcf->helpdesks, cf->pool, 1,
+                          sizeof(ngx_http_sa_service_t *))
            != NGX_OK)
     {
         return NULL;
@@ -627,6 +707,8 @@ ngx_http_sa_create_loc_conf(ngx_conf_t *cf)
     conf->max_body = NGX_CONF_UNSET_SIZE;
     conf->max_message = NGX_CONF_UNSET_SIZE;
     conf->heartbeat = NGX_CONF_UNSET_MSEC;
+
+    ngx_http_sa_escalate_init_conf(&conf->escalate);
 
     return conf;
 }
@@ -748,7 +830,9 @@ ngx_http_sa_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);
 
     if (ngx_http_sa_merge_services(cf, &conf->kb, &prev->kb)
-        != NGX_CONF_OK)
+        != NGX_CONF_OK
+        || ngx_http_sa_escalate_merge(cf, &conf->escalate, &prev->escalate)
+           != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
     }
@@ -1755,7 +1839,11 @@ ngx_http_sa_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_http_sa_store_init_process(cycle, smcf);
+    if (ngx_http_sa_store_init_process(cycle, smcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_sa_handoff_init_process(cycle);
 }
 
 
@@ -1766,6 +1854,7 @@ ngx_http_sa_exit_process(ngx_cycle_t *cycle)
     ngx_http_sa_chat_exit_process();
     ngx_http_sa_kb_exit_process();
     ngx_http_sa_intent_exit_process(cycle);
+    ngx_http_sa_handoff_exit_process(cycle);
     ngx_http_sa_curl_exit_process(cycle);
     ngx_http_sa_store_exit_process(cycle);
 }

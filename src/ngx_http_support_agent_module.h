@@ -17,6 +17,7 @@
 
 #include "ngx_http_support_agent_kb.h"
 #include "ngx_http_support_agent_intent.h"
+#include "ngx_http_support_agent_escalate.h"
 
 
 #define NGX_HTTP_SA_MAX_TOKENS_FIELD      0
@@ -30,6 +31,7 @@ typedef struct {
     ngx_uint_t                 llm_keepalive;  /* idle LLM connections kept */
     ngx_array_t                kbs;            /* ngx_http_sa_kb_t * */
     ngx_array_t                intents;     /* ngx_http_sa_intents_t * */
+    ngx_array_t                helpdesks;   /* ngx_http_sa_service_t * */
     ngx_uint_t                 used;        /* a location has support_agent */
 } ngx_http_sa_main_conf_t;
 
@@ -62,6 +64,9 @@ typedef struct {
     ngx_str_t                  out_of_scope_reply;
     ngx_str_t                  kb_prompt;   /* how to use the sources */
     ngx_str_t                  kb_no_answer;
+
+    /* escalation and the handoff to a human */
+    ngx_http_sa_escalate_conf_t  escalate;
 
     /* binds the conversation to a value from nginx (a session) */
     ngx_http_complex_value_t  *conversation_key;

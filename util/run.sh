@@ -12,6 +12,9 @@
 #   SUPPORT_AGENT_EMBED_MODEL  (OpenAI-compatible URLs; text-embedding-3-small)
 #   SUPPORT_AGENT_RERANK_URL   e.g. http://tei:8080/rerank (Cohere v2 URLs
 #   SUPPORT_AGENT_RERANK_MODEL  need the model, e.g. rerank-v3.5)
+# Conversations handed to a human go to SUPPORT_AGENT_HANDOFF_URL (a helpdesk
+# webhook, docs/handoff.md; SUPPORT_AGENT_HANDOFF_API_KEY its token), else to
+# a demo helpdesk on 127.0.0.1:8081 (t/helpdesk_server.py: GET /tickets).
 set -euo pipefail
 
 nginx_bin=$1
@@ -79,10 +82,30 @@ else
     echo "the agent answers in its no-LLM mode."
 fi
 
+# the handoff to humans: the company's helpdesk, or the demo one
+if [ -n "${SUPPORT_AGENT_HANDOFF_URL:-}" ]; then
+    {
+        echo "support_agent_handoff_url ${SUPPORT_AGENT_HANDOFF_URL};"
+        if [ -n "${SUPPORT_AGENT_HANDOFF_API_KEY:-}" ]; then
+            export SUPPORT_AGENT_HANDOFF_API_KEY
+            echo "support_agent_handoff_api_key env=SUPPORT_AGENT_HANDOFF_API_KEY;"
+        fi
+    } > "$demo/handoff.conf"
+    echo "Handoff: ${SUPPORT_AGENT_HANDOFF_URL}"
+else
+    # nginx is exec'd below with this pid: the helpdesk goes with it
+    /usr/bin/python3 "$top/t/helpdesk_server.py" --port 8081 --quiet \
+        --parent-pid $$ --record-dir "$demo/helpdesk" &
+    echo "support_agent_handoff_url http://127.0.0.1:8081/tickets;" \
+        > "$demo/handoff.conf"
+    echo "Handoff: a demo helpdesk on 127.0.0.1:8081 (curl -s 127.0.0.1:8081/tickets)"
+fi
+
 "$nginx_bin" -p "$top/" -c conf/demo.conf -e build/demo/error.log -t -q
 
 echo "Listening on http://127.0.0.1:8080  (Ctrl-C stops; log: build/demo/error.log)"
 echo "Try:  curl -sN http://127.0.0.1:8080/chat -H 'Content-Type: application/json' -H 'Accept: text/event-stream' -d '{\"message\":\"What does error 4217 mean?\"}'"
 echo "      curl -s 'http://127.0.0.1:8080/search?q=return+window&k=3'"
+echo "      curl -s http://127.0.0.1:8080/chat -H 'Content-Type: application/json' -d '{\"message\":\"I want to talk to a human\"}'"
 
 exec "$nginx_bin" -p "$top/" -c conf/demo.conf -e build/demo/error.log

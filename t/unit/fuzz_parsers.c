@@ -9,14 +9,17 @@
  * model file and a rules file, and messages to route.  Besides
  * crashes and sanitizer reports it checks invariants (output is UTF-8,
  * NUL-terminated, the SSE split does not change the events, a cached
- * chunk reads back the same) and abort()s when one breaks.  Not built by
+ * chunk reads back the same) and abort()s when one breaks.  Also the
+ * escalation layer: the helpdesk's reply, the queue and state records,
+ * business hours, personal-data masking, order ids, sentiment and the
+ * handoff summary and ticket.  Not built by
  * "make unit"; by hand:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
  *       -o build/fuzz_parsers t/unit/fuzz_parsers.c src/sa_types.c \
  *       src/sa_utf8.c src/sa_sse.c src/sa_json.c src/sa_llm.c \
  *       src/sa_remote.c src/sa_kb.c src/sa_text.c src/sa_chunk.c \
- *       src/sa_intent.c \
+ *       src/sa_intent.c src/sa_escalate.c src/sa_handoff.c \
  *       -lyajl -lcurl -llmdb -lstemmer -lm
  *   mkdir -p build/fuzz-corpus
  *   build/fuzz_parsers -max_total_time=120 -max_len=4096 build/fuzz-corpus
@@ -35,6 +38,8 @@
 #include "sa_llm.h"
 #include "sa_remote.h"
 #include "sa_intent.h"
+#include "sa_escalate.h"
+#include "sa_handoff.h"
 
 
 #define check(cond)  do { if (!(cond)) abort(); } while (0)
@@ -416,6 +421,117 @@ fuzz_intent(const char *p, size_t len)
     }
 }
 
+static void
+fuzz_escalate(const char *p, size_t len, size_t split)
+{
+    char               id[SA_HANDOFF_ID_MAX + 1], err[160], *out, *sum;
+    char               ids[8][SA_ORDER_ID_MAX], *subject, *json;
+    double             score;
+    size_t             n, i, olen;
+    int32_t            wait;
+    int64_t            now, next;
+    sa_msg_t           msgs[2];
+    sa_hours_t         hours;
+    unsigned char     *rec, state_buf[SA_ESC_STATE_MAX];
+    sa_esc_state_t     state, back;
+    sa_handoff_rec_t   r;
+    sa_esc_decision_t  d;
+    sa_handoff_ticket_t  t;
+
+    if (sa_handoff_parse_reply(p, len, id, sizeof(id), &wait, err,
+                               sizeof(err))
+        == SA_OK)
+    {
+        check(id[0] != '\0' && strlen(id) <= SA_HANDOFF_ID_MAX);
+        check(wait >= -1);
+    }
+
+    if (sa_handoff_rec_decode(p, len, &r) == SA_OK) {
+        check(r.url_len + r.body_len + SA_HANDOFF_HEADER == len);
+
+        if (sa_handoff_rec_encode(&r, &rec, &olen) == SA_OK) {
+            check(olen == len);
+            free(rec);
+        }
+    }
+
+    if (sa_esc_state_decode(p, len, &state) == SA_OK) {
+        n = sa_esc_state_encode(&state, state_buf, sizeof(state_buf));
+        check(n > 0);
+        check(sa_esc_state_decode(state_buf, n, &back) == SA_OK);
+        check(strcmp(back.issue, state.issue) == 0);
+    }
+
+    if (sa_hours_parse(p, len, &hours, err, sizeof(err)) == SA_OK) {
+        now = (int64_t) (len * 7919) * 60000;
+        next = sa_hours_next_open(&hours, now);
+        check(next == -1 || next >= now);
+        check(!sa_hours_open(&hours, now) || next == now);
+    }
+
+    score = sa_sentiment(p, len);
+    check(score >= 0 && score <= 1);
+
+    n = sa_order_ids(p, len, ids, 8);
+    check(n <= 8);
+
+    for (i = 0; i < n; i++) {
+        check(strlen(ids[i]) < SA_ORDER_ID_MAX);
+    }
+
+    if (sa_mask_pii(p, len, SA_MASK_ALL, &out, &olen) == SA_OK) {
+        check(out[olen] == '\0');
+        check(!sa_utf8_valid((const unsigned char *) p, len)
+              || sa_utf8_valid((const unsigned char *) out, olen));
+        free(out);
+    }
+
+    /* the two halves as a short conversation */
+    if (!sa_utf8_valid((const unsigned char *) p, len)) {
+        return;
+    }
+
+    memset(msgs, 0, sizeof(msgs));
+    msgs[0].role = SA_ROLE_USER;
+    msgs[0].content = (char *) p;
+    msgs[0].content_len = split;
+    msgs[1].role = SA_ROLE_ASSISTANT;
+    msgs[1].content = (char *) p + split;
+    msgs[1].content_len = len - split;
+
+    if (!sa_utf8_valid((const unsigned char *) p, split)) {
+        return;
+    }
+
+    sa_esc_state_init(&state);
+    state.attempts = 1;
+    memset(&d, 0, sizeof(d));
+    d.reason = SA_ESC_REPETITION;
+
+    if (sa_handoff_summary(msgs, 2, &state, &d, SA_MASK_ALL, &sum, &subject)
+        == SA_OK)
+    {
+        check(sa_utf8_valid((const unsigned char *) sum, strlen(sum)));
+        check(sa_utf8_valid((const unsigned char *) subject, strlen(subject)));
+        free(sum);
+        free(subject);
+    }
+
+    memset(&t, 0, sizeof(t));
+    t.conversation_id = "c_fuzz";
+    t.msgs = msgs;
+    t.n = 2;
+    t.state = &state;
+    t.decision = &d;
+    t.mask = SA_MASK_ALL;
+    t.now_ms = 1795526942123LL;
+
+    if (sa_handoff_ticket(&t, &json, &olen) == SA_OK) {
+        check(json[olen] == '\0');
+        free(json);
+    }
+}
+
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -436,6 +552,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_writer(p, size);
     fuzz_remote(p, size);
     fuzz_intent(p, size);
+    fuzz_escalate(p, size, split);
 
     return 0;
 }

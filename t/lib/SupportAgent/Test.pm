@@ -16,10 +16,17 @@ package SupportAgent::Test;
 #    TEI at $TEST_NGINX_KB_URL, Qdrant at $TEST_NGINX_KB_URL (a scenario goes in front:
 #    http://127.0.0.1:$TEST_NGINX_KB_PORT/fail=503:1/v1). $TEST_NGINX_KB (no suffix) is
 #    still the path of the sample knowledge base file, see below.
-#    Both servers are stopped in an END block (also when the test dies) and exit on their own
-#    when this process goes away. Recorded requests: GET /_requests on either port (reach it
-#    through a proxy_pass location); DELETE /_requests clears them (kb_server: /_reset also
-#    drops its Qdrant collections).
+#  * starts t/helpdesk_server.py, the recording helpdesk (the ticket webhook of handoffs; see
+#    its docstring), on a third free port and sets $ENV{TEST_NGINX_HELPDESK_PORT} (and
+#    TEST_NGINX_HELPDESK_URL = http://127.0.0.1:PORT): tickets are POSTed to
+#    $TEST_NGINX_HELPDESK_URL/tickets, or with a scenario in front,
+#    http://127.0.0.1:$TEST_NGINX_HELPDESK_PORT/fail=503:2/tickets. GET /tickets lists the
+#    tickets it created (one per Idempotency-Key, with their deliveries); GET
+#    /tickets?min=1&wait=5 first waits up to 5 s for one (the workers deliver them later).
+#    The servers are stopped in an END block (also when the test dies) and exit on their own
+#    when this process goes away. Recorded requests: GET /_requests on any of the ports (reach
+#    it through a proxy_pass location); DELETE /_requests clears them (kb_server: /_reset also
+#    drops its Qdrant collections; helpdesk_server: /_reset also drops its tickets).
 #  * sets $ENV{TEST_NGINX_STORE_DIR} (one conversation store per test file run) and
 #    $ENV{TEST_NGINX_KB} (the sample help center built by kb-build, see sample_kb()).
 #  * registers a block preprocessor that prepends  load_module <abs path>;  to main_config.
@@ -28,14 +35,19 @@ package SupportAgent::Test;
 # Import options: require_key => KEY (LLM answers 401 unless "Bearer KEY"; also sets
 # $ENV{TEST_NGINX_LLM_KEY}), server_args => [...] (extra llm_server.py arguments),
 # kb_require_key => KEY (every kb_server service wants KEY; sets $ENV{TEST_NGINX_KB_KEY}),
-# kb_server_args => [...] (extra kb_server.py arguments).
+# kb_server_args => [...] (extra kb_server.py arguments), helpdesk_require_key => KEY (the
+# helpdesk wants "Authorization: Bearer KEY"; sets $ENV{TEST_NGINX_HELPDESK_KEY}),
+# helpdesk_server_args => [...] (extra helpdesk_server.py arguments).
 # Without import (use SupportAgent::Test ();) nothing starts: call start_llm_server(%opt) /
-# start_kb_server(%opt) (same options without the kb_ prefix), which return the port.
-# Environment: SA_LLM_VERBOSE=1 logs every request of both servers to stderr;
+# start_kb_server(%opt) / start_helpdesk_server(%opt) (same options without the kb_ /
+# helpdesk_ prefix), which return the port.
+# Environment: SA_LLM_VERBOSE=1 logs every request of the servers to stderr;
 # SA_LLM_RECORD_DIR=DIR writes the request bodies of each test file's servers to
-# DIR/<test name> (llm_server: NNNNNN.json) and DIR/<test name>-kb (kb_server:
-# NNNNNN-<service>.json); SA_NO_LLM_SERVER=1 / SA_NO_KB_SERVER=1 start no such server
-# (TEST_NGINX_LLM_PORT / TEST_NGINX_KB_PORT must then be set).
+# DIR/<test name> (llm_server: NNNNNN.json), DIR/<test name>-kb (kb_server:
+# NNNNNN-<service>.json) and DIR/<test name>-helpdesk (helpdesk_server: NNNNNN-ticket.json;
+# `t/helpdesk_server.py check DIR` validates them); SA_NO_LLM_SERVER=1 / SA_NO_KB_SERVER=1 /
+# SA_NO_HELPDESK_SERVER=1 start no such server (TEST_NGINX_LLM_PORT / TEST_NGINX_KB_PORT /
+# TEST_NGINX_HELPDESK_PORT must then be set).
 
 use strict;
 use warnings;
@@ -50,7 +62,7 @@ use Time::HiRes ();
 
 my $REPO = abs_path(File::Spec->catdir(dirname(abs_path(__FILE__)), '..', '..', '..'));
 
-our ($LLM_PID, $LLM_PORT, $KB_PID, $KB_PORT, $OWNER_PID, $REGISTERED);
+our ($LLM_PID, $LLM_PORT, $KB_PID, $KB_PORT, $HELPDESK_PID, $HELPDESK_PORT, $OWNER_PID, $REGISTERED);
 
 # For the plain Test::More files that drive nginx themselves: a free TCP
 # port on 127.0.0.1, and waiting (up to 5 s) until something listens on one.
@@ -83,6 +95,7 @@ sub module_so {
 
 sub llm_port { $LLM_PORT }
 sub kb_port { $KB_PORT }
+sub helpdesk_port { $HELPDESK_PORT }
 
 # start_server(SCRIPT, record_suffix => S, require_key => KEY, server_args => [...]):
 # starts t/SCRIPT.py on a free port, waits for its port file; returns (pid, port).
@@ -157,6 +170,13 @@ sub start_kb_server {
     return $KB_PORT;
 }
 
+sub start_helpdesk_server {
+    my (%opt) = @_;
+    return $HELPDESK_PORT if $HELPDESK_PID;
+    ($HELPDESK_PID, $HELPDESK_PORT) = start_server('helpdesk_server', %opt, record_suffix => '-helpdesk');
+    return $HELPDESK_PORT;
+}
+
 sub stop_llm_server {
     return unless defined $OWNER_PID && $OWNER_PID == $$;
     my $pid = $LLM_PID;
@@ -168,6 +188,13 @@ sub stop_kb_server {
     return unless defined $OWNER_PID && $OWNER_PID == $$;
     my $pid = $KB_PID;
     undef $KB_PID;
+    stop_server($pid);
+}
+
+sub stop_helpdesk_server {
+    return unless defined $OWNER_PID && $OWNER_PID == $$;
+    my $pid = $HELPDESK_PID;
+    undef $HELPDESK_PID;
     stop_server($pid);
 }
 
@@ -233,6 +260,15 @@ sub import {
     $ENV{TEST_NGINX_KB_PORT} = $KB_PORT if defined $KB_PORT;
     $ENV{TEST_NGINX_KB_URL} = "http://127.0.0.1:$KB_PORT" if defined $KB_PORT;
     $ENV{TEST_NGINX_KB_KEY} = $opt{kb_require_key} if defined $opt{kb_require_key};
+    if ($ENV{SA_NO_HELPDESK_SERVER}) {
+        $HELPDESK_PORT = $ENV{TEST_NGINX_HELPDESK_PORT};
+    } else {
+        start_helpdesk_server(require_key => $opt{helpdesk_require_key},
+                              server_args => $opt{helpdesk_server_args});
+    }
+    $ENV{TEST_NGINX_HELPDESK_PORT} = $HELPDESK_PORT if defined $HELPDESK_PORT;
+    $ENV{TEST_NGINX_HELPDESK_URL} = "http://127.0.0.1:$HELPDESK_PORT" if defined $HELPDESK_PORT;
+    $ENV{TEST_NGINX_HELPDESK_KEY} = $opt{helpdesk_require_key} if defined $opt{helpdesk_require_key};
     $ENV{TEST_NGINX_STORE_DIR} = store_dir();
     $ENV{TEST_NGINX_KB} = sample_kb();
     unless ($REGISTERED) {
@@ -248,6 +284,7 @@ END {
     my $status = $?;
     stop_llm_server();
     stop_kb_server();
+    stop_helpdesk_server();
     $? = $status;
 }
 
