@@ -126,6 +126,13 @@ validate-requests:
 	        || { cat $(BUILD)/validate-kb.log; exit 1; }; \
 	    done; \
 	    echo "validate.py: $$k recorded kb_server requests valid (strict)"; \
+	    h=$$(find $(RECORDED) -name '[0-9][0-9][0-9][0-9][0-9][0-9]-ticket.json' | wc -l); \
+	    if [ $$h -gt 0 ]; then \
+	        /usr/bin/python3 t/helpdesk_server.py check $(RECORDED) \
+	            > $(BUILD)/validate-tickets.log 2>&1 \
+	        && echo "helpdesk_server.py: $$h recorded tickets valid" \
+	        || { cat $(BUILD)/validate-tickets.log; exit 1; }; \
+	    fi; \
 	else \
 	    echo "validate.py: ../shared not found, recorded requests not checked"; \
 	fi

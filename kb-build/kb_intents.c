@@ -10,6 +10,7 @@
 
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,14 +42,28 @@ typedef struct {
 } kb_msgs_t;
 
 
+/* one example's out-of-fold answer, for --threshold auto */
+typedef struct {
+    float      score;         /* the in-scope score */
+    int        correct;       /* the right in-scope intent, if kept */
+    int        oos_pred;      /* routed out of scope whatever the
+                                 threshold */
+    int        oos_label;     /* the example is out of scope */
+} kb_heldout_t;
+
+
 static int kb_read_messages(const char *file, FILE *f, int need_intent,
     kb_msgs_t *out);
 static int kb_message_line(void *data, const char *file, long line,
     yajl_val root);
 static void kb_msgs_free(kb_msgs_t *m);
 static int kb_auto_threshold(const sa_intent_example_t *ex, size_t n,
-    const sa_intent_conf_t *conf, unsigned folds, float *threshold,
-    char *how, size_t howlen);
+    const sa_intent_conf_t *conf, unsigned folds, float oos_recall,
+    float *threshold, char *how, size_t howlen);
+static sa_intent_t *kb_heldout_model(const sa_intent_example_t *ex,
+    size_t n, const sa_intent_conf_t *conf, char *err, size_t errlen);
+static int kb_heldout_one(sa_intent_t *m, const sa_intent_example_t *ex,
+    kb_heldout_t *h);
 static int kb_float_cmp(const void *one, const void *two);
 static int kb_lat_cmp(const void *one, const void *two);
 static int kb_route_one(sa_intent_t *m, sa_jw_t *w, const kb_msg_t *msg,
@@ -189,39 +204,28 @@ kb_lat_cmp(const void *one, const void *two)
 }
 
 
-typedef struct {
-    float   conf;
-    int     correct;        /* the right in-scope intent, if kept */
-    int     oos_pred;       /* routed out of scope whatever the threshold */
-    int     oos_label;      /* the example is out of scope */
-} kb_heldout_t;
-
-
 /*
  * --threshold auto: out-of-fold predictions (example i is in fold
- * i % folds) decide the threshold.  With out-of-scope examples (an intent
- * routed out_of_scope) it maximises the mean of in-scope accuracy and
- * out-of-scope recall; without, it is the highest threshold that loses
- * at most 1% of the right held-out answers.  The training set's own
- * probabilities are useless for this: the model has seen those examples
- * and is sure of them.
+ * i % folds) decide the threshold; the training set's own scores are
+ * useless for this, the model has seen those examples and is sure of
+ * them.  With out-of-scope examples (an intent routed out_of_scope) it
+ * is the lowest threshold that sends oos_recall of them out of scope:
+ * the most in-scope answers kept for the recall asked.  Without, it is
+ * the highest threshold that loses at most 1% of the right held-out
+ * answers.
  */
 
 static int
 kb_auto_threshold(const sa_intent_example_t *ex, size_t n,
-    const sa_intent_conf_t *conf, unsigned folds, float *threshold,
-    char *how, size_t howlen)
+    const sa_intent_conf_t *conf, unsigned folds, float oos_recall,
+    float *threshold, char *how, size_t howlen)
 {
     int                  rc;
     char                 err[512];
-    size_t               i, f, nt, nin, noos, c, in_ok, oos_ok, right;
-    float               *cands, t, best_t;
-    double               score, best;
-    sa_route_e           route;
+    size_t               i, f, nt, nin, noos, c, in_ok, oos_ok, need;
+    float               *cands, t;
     kb_heldout_t        *h;
     sa_intent_t         *m;
-    sa_intent_conf_t     fc;
-    sa_intent_result_t   r;
     sa_intent_example_t *train;
 
     h = calloc(n, sizeof(kb_heldout_t));
@@ -236,8 +240,6 @@ kb_auto_threshold(const sa_intent_example_t *ex, size_t n,
         return -1;
     }
 
-    fc = *conf;
-    fc.threshold = 0;
     rc = -1;
 
     for (f = 0; f < folds; f++) {
@@ -249,27 +251,18 @@ kb_auto_threshold(const sa_intent_example_t *ex, size_t n,
             }
         }
 
-        if (sa_intent_train(train, nt, &fc, &m, err, sizeof(err))
-            != SA_OK)
-        {
+        m = kb_heldout_model(train, nt, conf, err, sizeof(err));
+        if (m == NULL) {
             kb_error("--threshold auto: %s", err);
             goto done;
         }
 
         for (i = f; i < n; i += folds) {
-            if (sa_intent_classify(m, ex[i].text, ex[i].len, &r) != SA_OK) {
+            if (kb_heldout_one(m, &ex[i], &h[i]) != 0) {
                 sa_intent_close(m);
                 kb_error("out of memory");
                 goto done;
             }
-
-            sa_intent_route(m, ex[i].intent, &route);
-
-            h[i].conf = r.confidence;
-            h[i].oos_label = (route == SA_ROUTE_OUT_OF_SCOPE);
-            h[i].oos_pred = (r.route == SA_ROUTE_OUT_OF_SCOPE);
-            h[i].correct = !h[i].oos_label && !h[i].oos_pred
-                           && strcmp(r.intent, ex[i].intent) == 0;
         }
 
         sa_intent_close(m);
@@ -277,57 +270,72 @@ kb_auto_threshold(const sa_intent_example_t *ex, size_t n,
 
     nin = 0;
     noos = 0;
-    c = 0;
-    right = 0;
 
     for (i = 0; i < n; i++) {
-        cands[c++] = h[i].conf;
         noos += h[i].oos_label;
         nin += !h[i].oos_label;
-        right += h[i].correct;
     }
 
-    cands[c++] = 0;
-    qsort(cands, c, sizeof(float), kb_float_cmp);
+    c = 0;
 
-    best = -1;
-    best_t = 0;
-
-    for (i = 0; i < c; i++) {
-        t = cands[i];
-        in_ok = 0;
+    if (noos) {
+        /* the out-of-scope examples the class alone misses, by score:
+           the threshold is just above the last one the recall needs */
         oos_ok = 0;
 
-        for (f = 0; f < n; f++) {
-            if (h[f].oos_label) {
-                oos_ok += (h[f].oos_pred || h[f].conf < t);
+        for (i = 0; i < n; i++) {
+            if (h[i].oos_label && h[i].oos_pred) {
+                oos_ok++;
 
-            } else {
-                in_ok += (h[f].correct && h[f].conf >= t);
+            } else if (h[i].oos_label) {
+                cands[c++] = h[i].score;
             }
         }
 
-        if (noos) {
-            score = (nin ? (double) in_ok / nin : 0) / 2
-                    + (double) oos_ok / noos / 2;
+        need = (size_t) ceil(oos_recall * noos - 1e-6);
+        t = 0;
 
-            if (score > best) {
-                best = score;
-                best_t = t;
+        if (need > oos_ok) {
+            qsort(cands, c, sizeof(float), kb_float_cmp);
+            t = nextafterf(cands[need - oos_ok - 1], 2);
+        }
+
+    } else {
+        /* the right answers by score: losing the lowest 1% */
+        for (i = 0; i < n; i++) {
+            if (h[i].correct) {
+                cands[c++] = h[i].score;
             }
+        }
 
-        } else if (in_ok * 100 >= right * 99) {
-            best_t = t;
-            best = nin ? (double) in_ok / nin : 0;
+        qsort(cands, c, sizeof(float), kb_float_cmp);
+        t = c ? cands[c / 100] : 0;
+    }
+
+    in_ok = 0;
+    oos_ok = 0;
+
+    for (i = 0; i < n; i++) {
+        if (h[i].oos_label) {
+            oos_ok += (h[i].oos_pred || h[i].score < t);
+
+        } else {
+            in_ok += (h[i].correct && h[i].score >= t);
         }
     }
 
-    /* halfway to the next lower confidence would be as good; the value
-       itself keeps the rule "below the threshold" exact */
-    *threshold = best_t;
+    *threshold = t > 1 ? 1 : t;
 
-    snprintf(how, howlen, "%u-fold held-out: %s %.4f", folds,
-             noos ? "balanced accuracy" : "in-scope accuracy", best);
+    if (noos) {
+        snprintf(how, howlen, "%u-fold held-out: out-of-scope recall "
+                 "%.4f, in-scope accuracy %.4f", folds,
+                 (double) oos_ok / noos, nin ? (double) in_ok / nin : 0);
+
+    } else {
+        snprintf(how, howlen, "%u-fold held-out: in-scope accuracy %.4f",
+                 folds, nin ? (double) in_ok / nin : 0);
+    }
+
     rc = 0;
 
 done:
@@ -340,6 +348,50 @@ done:
 }
 
 
+/* a model of one fold's training examples, classifying with no
+   threshold */
+
+static sa_intent_t *
+kb_heldout_model(const sa_intent_example_t *ex, size_t n,
+    const sa_intent_conf_t *conf, char *err, size_t errlen)
+{
+    sa_intent_t       *m;
+    sa_intent_conf_t   fc;
+
+    fc = *conf;
+    fc.threshold = 0;
+
+    if (sa_intent_train(ex, n, &fc, &m, err, errlen) != SA_OK) {
+        return NULL;
+    }
+
+    return m;
+}
+
+
+static int
+kb_heldout_one(sa_intent_t *m, const sa_intent_example_t *ex,
+    kb_heldout_t *h)
+{
+    sa_route_e          route;
+    sa_intent_result_t  r;
+
+    if (sa_intent_classify(m, ex->text, ex->len, &r) != SA_OK) {
+        return -1;
+    }
+
+    sa_intent_route(m, ex->intent, &route);
+
+    h->score = r.in_scope;
+    h->oos_label = (route == SA_ROUTE_OUT_OF_SCOPE);
+    h->oos_pred = (r.route == SA_ROUTE_OUT_OF_SCOPE);
+    h->correct = !h->oos_label && !h->oos_pred
+                 && strcmp(r.intent, ex->intent) == 0;
+
+    return 0;
+}
+
+
 int
 kb_intents(int argc, char **argv)
 {
@@ -348,6 +400,7 @@ kb_intents(int argc, char **argv)
     long                  v;
     FILE                 *f;
     size_t                j, nfiles, rules_len;
+    float                 oos_recall;
     double                t0, secs;
     unsigned              folds;
     kb_msgs_t             msgs;
@@ -365,6 +418,7 @@ kb_intents(int argc, char **argv)
     nfiles = 0;
     quiet = 0;
     folds = 5;
+    oos_recall = 0.9f;
 
     for (i = 1; i < argc; i++) {
         opt = argv[i];
@@ -432,6 +486,14 @@ kb_intents(int argc, char **argv)
         } else if (strcmp(opt, "--char-max") == 0 && v >= 0 && v <= 16) {
             conf.char_max = (unsigned) v;
             i++;
+
+        } else if (strcmp(opt, "--oos-recall") == 0) {
+            oos_recall = strtof(argv[++i], &rules);
+
+            if (*rules != '\0' || !(oos_recall > 0 && oos_recall <= 1)) {
+                kb_usage("intents: --oos-recall is in (0, 1]");
+                return KB_EXIT_USAGE;
+            }
 
         } else if (strcmp(opt, "--rate") == 0) {
             conf.rate = strtof(argv[++i], NULL);
@@ -526,8 +588,8 @@ kb_intents(int argc, char **argv)
     how[0] = '\0';
 
     if (threshold != NULL && strcmp(threshold, "auto") == 0) {
-        if (kb_auto_threshold(ex, msgs.n, &conf, folds, &conf.threshold,
-                              how, sizeof(how))
+        if (kb_auto_threshold(ex, msgs.n, &conf, folds, oos_recall,
+                              &conf.threshold, how, sizeof(how))
             != 0)
         {
             goto done;
@@ -606,6 +668,7 @@ kb_route_one(sa_intent_t *m, sa_jw_t *w, const kb_msg_t *msg, double *us)
     sa_jw_kstr(w, "intent", r.intent, strlen(r.intent));
     sa_jw_kstr(w, "route", r.route_name, strlen(r.route_name));
     sa_jw_kdouble(w, "confidence", r.confidence);
+    sa_jw_kdouble(w, "in_scope", r.in_scope);
 
     if (r.rule != NULL) {
         sa_jw_kstr(w, "rule", r.rule, strlen(r.rule));

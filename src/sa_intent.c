@@ -32,6 +32,13 @@
 typedef struct {
     uint64_t       *terms;          /* hashes of the phrase's terms */
     size_t          n;
+} sa_phrase_t;
+
+
+/* one " + " part of a pattern: any of its '|' phrases */
+typedef struct {
+    sa_phrase_t    *alts;
+    size_t          nalts;
     int             negate;
 } sa_part_t;
 
@@ -42,6 +49,13 @@ typedef struct {
     char           *name;           /* "knowledge", "action:refund" */
     char           *tool;           /* in name, after "action:" */
 } sa_route_t;
+
+
+/* "threshold INTENT F" */
+typedef struct {
+    char           *intent;
+    float           value;
+} sa_floor_t;
 
 
 typedef struct {
@@ -73,6 +87,7 @@ struct sa_intent_s {
     unsigned char  *image;
     size_t          size;
 
+    uint32_t        format;
     uint32_t        K;
     uint32_t        F;
     uint32_t        S;
@@ -97,6 +112,10 @@ struct sa_intent_s {
     sa_route_t      default_route;
     sa_route_t      oos_route;
     const sa_route_t  **class_route;   /* K */
+    float          *class_floor;    /* K: "threshold INTENT F", else 0 */
+    uint32_t        noos;           /* classes routed out_of_scope */
+    sa_floor_t     *floors;
+    size_t          nfloors;
     int             rules_threshold;   /* the rules file set one */
     float           rules_threshold_v;
 
@@ -130,6 +149,10 @@ static int sa_fx_stem(void *data, const char *term, size_t len,
 static int sa_intent_parse(sa_intent_t *m, char *err, size_t errlen);
 static int sa_rules_parse(sa_intent_t *m, const char *text, size_t len,
     char *err, size_t errlen);
+static int sa_rules_threshold(sa_intent_t *m, const char *p, const char *e,
+    unsigned line, char *err, size_t errlen);
+static int sa_part_parse(sa_intent_t *m, sa_rule_t *rule, sa_part_t *part,
+    const char *a, const char *b, char *err, size_t errlen);
 static void sa_rules_free(sa_intent_t *m);
 static int sa_rules_match(sa_intent_t *m, const char *text, size_t len,
     const sa_rule_t **rule);
@@ -137,6 +160,7 @@ static int sa_route_parse(sa_route_t *r, const char *target, size_t len);
 static const sa_route_t *sa_route_find(const sa_intent_t *m,
     const char *intent);
 static int sa_name_cmp(const void *one, const void *two);
+static uint32_t sa_decide(const sa_intent_t *m, float *in_scope);
 
 
 static const char  *sa_route_names[] = {
@@ -1326,9 +1350,13 @@ sa_intent_parse(sa_intent_t *m, char *err, size_t errlen)
         return SA_INVALID;
     }
 
-    if (sa_get32(img + 8) != SA_INTENT_FORMAT) {
-        sa_errf(err, errlen, "unknown format %u (this build reads %d)",
-                sa_get32(img + 8), SA_INTENT_FORMAT);
+    /* format 1 differs in what the threshold is held against only */
+    m->format = sa_get32(img + 8);
+
+    if (m->format != SA_INTENT_FORMAT && m->format != 1) {
+        sa_errf(err, errlen, "unknown format %u (this build reads 1 and "
+                "%d; rebuild with kb-build intents)", m->format,
+                SA_INTENT_FORMAT);
         return SA_INVALID;
     }
 
@@ -1380,12 +1408,13 @@ sa_intent_parse(sa_intent_t *m, char *err, size_t errlen)
 
     m->names = calloc(m->K, sizeof(char *));
     m->class_route = calloc(m->K, sizeof(sa_route_t *));
+    m->class_floor = calloc(m->K, sizeof(float));
     m->scores = calloc(m->K, sizeof(float));
     m->simple = sa_analyzer_new("simple");
     m->english = sa_analyzer_new("english");
 
-    if (m->names == NULL || m->class_route == NULL || m->scores == NULL
-        || m->simple == NULL || m->english == NULL)
+    if (m->names == NULL || m->class_route == NULL || m->class_floor == NULL
+        || m->scores == NULL || m->simple == NULL || m->english == NULL)
     {
         sa_errf(err, errlen, "out of memory");
         return SA_ERROR;
@@ -1443,6 +1472,7 @@ sa_intent_close(sa_intent_t *m)
     sa_analyzer_free(m->english);
     free((void *) m->names);
     free((void *) m->class_route);
+    free(m->class_floor);
     free(m->scores);
     free(m->terms);
     free(m->path);
@@ -1561,6 +1591,7 @@ sa_intent_classify(sa_intent_t *m, const char *text, size_t len,
         out->intent = rule->intent;
         out->index = rule->index;
         out->confidence = 1;
+        out->in_scope = 1;
         out->rule = rule->pattern;
         out->rule_line = rule->line;
         out->rule_priority = rule->priority;
@@ -1570,7 +1601,10 @@ sa_intent_classify(sa_intent_t *m, const char *text, size_t len,
         return SA_OK;
     }
 
-    if (out->confidence < m->threshold) {
+    best = sa_decide(m, &out->in_scope);
+    k = (uint32_t) out->index;
+
+    if (best == UINT32_MAX || out->in_scope < m->threshold) {
         out->intent = SA_INTENT_OUT_OF_SCOPE;
         out->index = -1;
         out->route = SA_ROUTE_OUT_OF_SCOPE;
@@ -1578,11 +1612,69 @@ sa_intent_classify(sa_intent_t *m, const char *text, size_t len,
         return SA_OK;
     }
 
-    out->route = m->class_route[out->index]->route;
-    out->route_name = m->class_route[out->index]->name;
-    out->tool = m->class_route[out->index]->tool;
+    /* the top class is one of the out-of-scope examples' */
+    if (m->class_route[k]->route != SA_ROUTE_OUT_OF_SCOPE) {
+        k = best;
+    }
+
+    out->intent = m->names[k];
+    out->index = (int) k;
+    out->confidence = m->scores[k];
+    out->route = m->class_route[k]->route;
+    out->route_name = m->class_route[k]->name;
+    out->tool = m->class_route[k]->tool;
 
     return SA_OK;
+}
+
+
+/*
+ * The class the model may decide: the likeliest not routed out_of_scope
+ * whose probability reaches its own threshold, or UINT32_MAX; *in_scope
+ * gets its score against the threshold (sa_intent.h, "Out of scope").
+ * Format 1 files hold p(best) against theirs.
+ */
+
+static uint32_t
+sa_decide(const sa_intent_t *m, float *in_scope)
+{
+    float     poos, p;
+    uint32_t  k, best;
+
+    best = UINT32_MAX;
+    poos = 0;
+
+    for (k = 0; k < m->K; k++) {
+        p = m->scores[k];
+
+        if (m->class_route[k]->route == SA_ROUTE_OUT_OF_SCOPE) {
+            poos += p;
+            continue;
+        }
+
+        if (p >= m->class_floor[k]
+            && (best == UINT32_MAX || p > m->scores[best]))
+        {
+            best = k;
+        }
+    }
+
+    if (best == UINT32_MAX) {
+        *in_scope = 0;
+        return best;
+    }
+
+    p = m->scores[best];
+
+    if (m->format == 1 || m->noos == 0) {
+        *in_scope = p;
+
+    } else {
+        /* both may underflow to 0 far from every example */
+        *in_scope = p + poos > 0 ? p / (p + poos) : 0;
+    }
+
+    return best;
 }
 
 
@@ -1784,17 +1876,17 @@ sa_route_parse(sa_route_t *r, const char *target, size_t len)
 }
 
 
-/* one pattern: parts split at '+', each a phrase, '!' for "not" */
+/* one pattern: parts split at '+', each phrases split at '|', '!' for
+   "not" */
 
 static int
 sa_pattern_parse(sa_intent_t *m, sa_rule_t *rule, const char *s,
     const char *end, char *err, size_t errlen)
 {
-    int          negate, positive;
+    int          rc, positive;
     size_t       n;
     const char  *a, *b, *plus;
     sa_part_t   *parts, *part;
-    sa_terms_t   t;
 
     rule->pattern = sa_strndup(s, (size_t) (end - s));
     if (rule->pattern == NULL) {
@@ -1826,43 +1918,19 @@ sa_pattern_parse(sa_intent_t *m, sa_rule_t *rule, const char *s,
             a++;
         }
 
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t')) {
-            b--;
-        }
-
-        negate = 0;
-        if (a < b && *a == '!') {
-            negate = 1;
-            a++;
-        }
-
-        if (b - a >= 2 && *a == '"' && b[-1] == '"') {
-            a++;
-            b--;
-        }
-
-        memset(&t, 0, sizeof(sa_terms_t));
-
-        if (sa_analyze(m->english, a, (size_t) (b - a), sa_term_add, &t)
-            != SA_OK || t.oom)
-        {
-            free(t.terms);
-            return SA_ERROR;
-        }
-
-        if (t.n == 0) {
-            sa_errf(err, errlen, "line %u: \"%.*s\" has no words (stop "
-                    "words such as \"to\", \"not\" do not count)",
-                    rule->line, (int) (b - a), a);
-            free(t.terms);
-            return SA_INVALID;
-        }
-
         part = &parts[rule->nparts++];
-        part->terms = t.terms;
-        part->n = t.n;
-        part->negate = negate;
-        positive += !negate;
+
+        if (a < b && *a == '!') {
+            part->negate = 1;
+            a++;
+        }
+
+        rc = sa_part_parse(m, rule, part, a, b, err, errlen);
+        if (rc != SA_OK) {
+            return rc;
+        }
+
+        positive += !part->negate;
 
         if (plus == end) {
             break;
@@ -1873,6 +1941,78 @@ sa_pattern_parse(sa_intent_t *m, sa_rule_t *rule, const char *s,
         sa_errf(err, errlen, "line %u: a rule needs a phrase that is not "
                 "negated", rule->line);
         return SA_INVALID;
+    }
+
+    return SA_OK;
+}
+
+
+/* the phrases of [a, b), split at '|', each optionally quoted */
+
+static int
+sa_part_parse(sa_intent_t *m, sa_rule_t *rule, sa_part_t *part,
+    const char *a, const char *b, char *err, size_t errlen)
+{
+    size_t        n;
+    const char   *p, *q, *bar;
+    sa_terms_t    t;
+    sa_phrase_t  *ph;
+
+    n = 1;
+    for (p = a; p < b; p++) {
+        n += (*p == '|');
+    }
+
+    part->alts = calloc(n, sizeof(sa_phrase_t));
+    if (part->alts == NULL) {
+        return SA_ERROR;
+    }
+
+    for (p = a; p <= b; p = bar + 1) {
+        bar = memchr(p, '|', (size_t) (b - p));
+        if (bar == NULL) {
+            bar = b;
+        }
+
+        q = bar;
+
+        while (p < q && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+
+        while (q > p && (q[-1] == ' ' || q[-1] == '\t')) {
+            q--;
+        }
+
+        if (q - p >= 2 && *p == '"' && q[-1] == '"') {
+            p++;
+            q--;
+        }
+
+        memset(&t, 0, sizeof(sa_terms_t));
+
+        if (sa_analyze(m->english, p, (size_t) (q - p), sa_term_add, &t)
+            != SA_OK || t.oom)
+        {
+            free(t.terms);
+            return SA_ERROR;
+        }
+
+        if (t.n == 0) {
+            sa_errf(err, errlen, "line %u: \"%.*s\" has no words (stop "
+                    "words such as \"to\", \"not\" do not count)",
+                    rule->line, (int) (q - p), p);
+            free(t.terms);
+            return SA_INVALID;
+        }
+
+        ph = &part->alts[part->nalts++];
+        ph->terms = t.terms;
+        ph->n = t.n;
+
+        if (bar == b) {
+            break;
+        }
     }
 
     return SA_OK;
@@ -1897,6 +2037,89 @@ sa_rules_grow(void **p, size_t n, size_t size)
 }
 
 
+/* "threshold F" or "threshold INTENT F": the words in [p, e) */
+
+static int
+sa_rules_threshold(sa_intent_t *m, const char *p, const char *e,
+    unsigned line, char *err, size_t errlen)
+{
+    char         num[32], *end;
+    size_t       i, wl, il;
+    double       t;
+    sa_floor_t  *f;
+    const char  *w, *iw;
+
+    il = sa_word(&p, e, &iw);
+    wl = sa_word(&p, e, &w);
+
+    if (wl == 0) {
+        /* one word: the global threshold */
+        w = iw;
+        wl = il;
+        il = 0;
+    }
+
+    if (wl == 0 || wl >= sizeof(num) || p != e || il > SA_INTENT_NAME_MAX)
+    {
+        sa_errf(err, errlen, "line %u: threshold [INTENT] F", line);
+        return SA_INVALID;
+    }
+
+    memcpy(num, w, wl);
+    num[wl] = '\0';
+    t = strtod(num, &end);
+
+    if (*end != '\0' || !(t >= 0 && t <= 1)) {
+        sa_errf(err, errlen, "line %u: the threshold is 0..1", line);
+        return SA_INVALID;
+    }
+
+    if (il == 0) {
+        m->rules_threshold = 1;
+        m->rules_threshold_v = (float) t;
+        return SA_OK;
+    }
+
+    for (i = 0; i < m->nfloors; i++) {
+        if (strlen(m->floors[i].intent) == il
+            && memcmp(m->floors[i].intent, iw, il) == 0)
+        {
+            sa_errf(err, errlen, "line %u: a second threshold for \"%.*s\"",
+                    line, (int) il, iw);
+            return SA_INVALID;
+        }
+    }
+
+    if (sa_rules_grow((void **) &m->floors, m->nfloors, sizeof(sa_floor_t))
+        != SA_OK)
+    {
+        return SA_ERROR;
+    }
+
+    f = &m->floors[m->nfloors];
+    f->value = (float) t;
+    f->intent = sa_strndup(iw, il);
+    if (f->intent == NULL) {
+        return SA_ERROR;
+    }
+
+    m->nfloors++;
+
+    if (!sa_name_ok(f->intent)) {
+        sa_errf(err, errlen, "line %u: bad intent name", line);
+        return SA_INVALID;
+    }
+
+    if (strcmp(f->intent, SA_INTENT_OUT_OF_SCOPE) == 0) {
+        sa_errf(err, errlen, "line %u: out_of_scope has no threshold of "
+                "its own", line);
+        return SA_INVALID;
+    }
+
+    return SA_OK;
+}
+
+
 static int
 sa_rules_parse(sa_intent_t *m, const char *text, size_t len, char *err,
     size_t errlen)
@@ -1904,8 +2127,7 @@ sa_rules_parse(sa_intent_t *m, const char *text, size_t len, char *err,
     int          rc;
     char        *e, num[32], name[SA_INTENT_NAME_MAX + 1];
     long         prio;
-    double       t;
-    size_t       i, wl, il;
+    size_t       i, j, wl, il;
     unsigned     line;
     sa_rule_t   *rule;
     sa_route_t  *route;
@@ -2076,25 +2298,10 @@ sa_rules_parse(sa_intent_t *m, const char *text, size_t len, char *err,
             }
 
         } else if (wl == 9 && memcmp(w, "threshold", 9) == 0) {
-            wl = sa_word(&p, e, &w);
-
-            if (wl == 0 || wl >= sizeof(num) || p != e) {
-                sa_errf(err, errlen, "line %u: threshold F", line);
-                return SA_INVALID;
+            rc = sa_rules_threshold(m, p, e, line, err, errlen);
+            if (rc != SA_OK) {
+                return rc;
             }
-
-            memcpy(num, w, wl);
-            num[wl] = '\0';
-            t = strtod(num, &e);
-
-            if (*e != '\0' || !(t >= 0 && t <= 1)) {
-                sa_errf(err, errlen, "line %u: the threshold is 0..1",
-                        line);
-                return SA_INVALID;
-            }
-
-            m->rules_threshold = 1;
-            m->rules_threshold_v = (float) t;
 
         } else {
             sa_errf(err, errlen, "line %u: unknown statement \"%.*s\" "
@@ -2133,8 +2340,18 @@ sa_rules_parse(sa_intent_t *m, const char *text, size_t len, char *err,
         }
     }
 
+    m->noos = 0;
+
     for (i = 0; m->class_route != NULL && i < m->K; i++) {
         m->class_route[i] = sa_route_find(m, m->names[i]);
+        m->noos += (m->class_route[i]->route == SA_ROUTE_OUT_OF_SCOPE);
+        m->class_floor[i] = 0;
+
+        for (j = 0; j < m->nfloors; j++) {
+            if (strcmp(m->floors[j].intent, m->names[i]) == 0) {
+                m->class_floor[i] = m->floors[j].value;
+            }
+        }
     }
 
     return SA_OK;
@@ -2163,11 +2380,18 @@ sa_route_find(const sa_intent_t *m, const char *intent)
 static void
 sa_rules_free(sa_intent_t *m)
 {
-    size_t  i, j;
+    size_t      i, j, k;
+    sa_part_t  *part;
 
     for (i = 0; i < m->nrules; i++) {
         for (j = 0; j < m->rules[i].nparts; j++) {
-            free(m->rules[i].parts[j].terms);
+            part = &m->rules[i].parts[j];
+
+            for (k = 0; k < part->nalts; k++) {
+                free(part->alts[k].terms);
+            }
+
+            free(part->alts);
         }
 
         free(m->rules[i].parts);
@@ -2180,8 +2404,13 @@ sa_rules_free(sa_intent_t *m)
         free(m->routes[i].name);
     }
 
+    for (i = 0; i < m->nfloors; i++) {
+        free(m->floors[i].intent);
+    }
+
     free(m->rules);
     free(m->routes);
+    free(m->floors);
     free(m->default_route.name);
     free(m->oos_route.name);
 
@@ -2189,6 +2418,8 @@ sa_rules_free(sa_intent_t *m)
     m->nrules = 0;
     m->routes = NULL;
     m->nroutes = 0;
+    m->floors = NULL;
+    m->nfloors = 0;
     m->default_route.name = NULL;
     m->oos_route.name = NULL;
     m->rules_threshold = 0;
@@ -2217,22 +2448,28 @@ sa_intent_set_rules(sa_intent_t *m, const char *text, size_t len,
 }
 
 
-/* 1 if the phrase occurs as consecutive terms of the message */
+/* 1 if one of the part's phrases occurs as consecutive terms of the
+   message */
 
 static int
 sa_part_in(const sa_part_t *part, const uint64_t *terms, size_t n)
 {
-    size_t  i, j;
+    size_t              i, j, k;
+    const sa_phrase_t  *ph;
 
-    for (i = 0; i + part->n <= n; i++) {
-        for (j = 0; j < part->n; j++) {
-            if (terms[i + j] != part->terms[j]) {
-                break;
+    for (k = 0; k < part->nalts; k++) {
+        ph = &part->alts[k];
+
+        for (i = 0; i + ph->n <= n; i++) {
+            for (j = 0; j < ph->n; j++) {
+                if (terms[i + j] != ph->terms[j]) {
+                    break;
+                }
             }
-        }
 
-        if (j == part->n) {
-            return 1;
+            if (j == ph->n) {
+                return 1;
+            }
         }
     }
 

@@ -3,8 +3,10 @@
  * Copyright (C) ngx_support_agent authors
  *
  * sa_intent: determinism, a small separable set, rules and their
- * priorities, routes, the threshold, the file round trip, damaged and
- * truncated files, and odd messages.
+ * priorities, '|' alternatives, routes, the threshold, out-of-scope
+ * classes and the in-scope score, intents' own thresholds, the file
+ * round trip (format 1 files too), damaged and truncated files, and odd
+ * messages.
  */
 
 
@@ -281,6 +283,52 @@ test_rules(void)
 
 
 static void
+test_alternatives(void)
+{
+    char                 err[256];
+    sa_intent_t         *m;
+    sa_intent_result_t   r;
+
+    m = train(NULL, 0);
+    if (m == NULL) {
+        ok(0, "trained");
+        return;
+    }
+
+    err[0] = '\0';
+    ok(set_rules(m, "rule 5 h speak|talk + human|real person + !am i|"
+                 "you human\nrule 4 x \"money back\" | refund\n", err,
+                 sizeof(err)) == SA_OK, "alternatives parse: %s", err);
+    is_str(classify(m, "Let me talk to a real person", &r), "h",
+           "talk + real person");
+    is_str(r.rule, "speak|talk + human|real person + !am i|you human",
+           "the pattern as written");
+    is_str(classify(m, "speaking with humans, please", &r), "h",
+           "speak + human");
+    classify(m, "am I talking to a human?", &r);
+    ok(r.rule == NULL, "a negated alternative stops it");
+    classify(m, "are you human? talk to me", &r);
+    ok(r.rule == NULL, "the other negated alternative too");
+    classify(m, "talk about a person", &r);
+    ok(r.rule == NULL, "a phrase is consecutive terms: person is not "
+       "real person");
+    is_str(classify(m, "a refund please", &r), "x", "refund");
+    is_str(classify(m, "my money back", &r), "x", "quoted alternative");
+    classify(m, "back money", &r);
+    ok(r.rule == NULL, "alternatives are phrases");
+
+    ok(set_rules(m, "rule 1 a speak|\n", err, sizeof(err)) == SA_INVALID,
+       "an empty alternative refused: %s", err);
+    ok(set_rules(m, "rule 1 a speak|the\n", err, sizeof(err)) == SA_INVALID,
+       "a stop-word alternative refused: %s", err);
+    ok(set_rules(m, "rule 1 a !x|y\n", err, sizeof(err)) == SA_INVALID,
+       "negated alternatives only refused: %s", err);
+
+    sa_intent_close(m);
+}
+
+
+static void
 test_threshold(void)
 {
     sa_intent_t         *m;
@@ -303,6 +351,207 @@ test_threshold(void)
               SA_INTENT_OUT_OF_SCOPE) != 0, "threshold 0: a guess");
     sa_intent_set_threshold(m, -1);
     ok(fabsf(sa_intent_threshold(m) - 0.99f) < 1e-6, "-1: the file's");
+
+    sa_intent_close(m);
+}
+
+
+/* examples of what the agent does not do, routed out_of_scope */
+
+static const char  *oos_texts[] = {
+    "what is the weather like today",
+    "tell me a joke",
+    "who won the football game",
+    "play some jazz music",
+    "what is the capital of france",
+    "how tall is mount everest",
+};
+
+#define NOOS  (sizeof(oos_texts) / sizeof(oos_texts[0]))
+
+
+static sa_intent_t *
+train_oos(void)
+{
+    char                 err[256];
+    size_t               i;
+    sa_intent_t         *m;
+    sa_intent_conf_t     conf;
+    sa_intent_example_t  ex[NTEXTS + NOOS];
+    static const char    r[] = "route oos out_of_scope\n";
+
+    for (i = 0; i < NTEXTS; i++) {
+        ex[i].text = texts[i][0];
+        ex[i].len = strlen(texts[i][0]);
+        ex[i].intent = texts[i][1];
+    }
+
+    for (i = 0; i < NOOS; i++) {
+        ex[NTEXTS + i].text = oos_texts[i];
+        ex[NTEXTS + i].len = strlen(oos_texts[i]);
+        ex[NTEXTS + i].intent = "oos";
+    }
+
+    sa_intent_conf_init(&conf);
+    conf.epochs = 30;
+    conf.threshold = 0;
+    conf.rules = r;
+    conf.rules_len = sizeof(r) - 1;
+
+    if (sa_intent_train(ex, NTEXTS + NOOS, &conf, &m, err, sizeof(err))
+        != SA_OK)
+    {
+        printf("# train: %s\n", err);
+        return NULL;
+    }
+
+    return m;
+}
+
+
+static void
+test_oos_class(void)
+{
+    int                  found;
+    char                 err[256], *img;
+    size_t               i, len;
+    float                p, poos;
+    sa_intent_t         *m, *m1;
+    sa_intent_result_t   r;
+
+    m = train_oos();
+    if (m == NULL) {
+        ok(0, "trained with an oos class");
+        return;
+    }
+
+    /* the in-scope score is the odds against the oos class */
+    is_str(classify(m, "where is my parcel", &r), "track_order",
+           "in scope");
+    ok(r.confidence == r.top[0].p, "confidence: the intent's p");
+    found = 0;
+
+    for (i = 0; i < r.ntop; i++) {
+        if (strcmp(r.top[i].intent, "oos") == 0) {
+            found = 1;
+            poos = r.top[i].p;
+            p = r.top[0].p;
+            ok(fabsf(r.in_scope - p / (p + poos)) < 1e-5,
+               "in_scope = p / (p + p(oos)): %f", r.in_scope);
+        }
+    }
+
+    if (!found) {
+        ok(r.in_scope >= r.confidence && r.in_scope <= 1,
+           "in_scope >= p (%f, %f)", r.in_scope, r.confidence);
+    }
+
+    is_str(classify(m, "tell me a joke about the weather", &r), "oos",
+           "threshold 0: the oos class decides");
+    ok(r.route == SA_ROUTE_OUT_OF_SCOPE && r.index >= 0,
+       "routed out of scope, a model class");
+    ok(r.in_scope < 0.5, "its in-scope score is below 0.5 (%f)",
+       r.in_scope);
+
+    sa_intent_set_threshold(m, 0.5f);
+    is_str(classify(m, "tell me a joke about the weather", &r),
+           SA_INTENT_OUT_OF_SCOPE, "threshold 0.5: out_of_scope");
+    ok(r.index == -1, "not a class");
+    is_str(classify(m, "where is my parcel", &r), "track_order",
+           "in scope still");
+
+    /* with the oos class routed elsewhere the score is p(best) */
+    ok(sa_intent_set_rules(m, "route oos smalltalk\n", 20, err,
+                           sizeof(err)) == SA_OK, "oos rerouted");
+    classify(m, "where is my parcel", &r);
+    ok(r.in_scope == r.top[0].p, "no out-of-scope class: p(best)");
+
+    ok(sa_intent_set_rules(m, "route oos out_of_scope\n", 23, err,
+                           sizeof(err)) == SA_OK, "routed back");
+    ok(sa_intent_write(m, "/tmp/test_intent_oos.model", err, sizeof(err))
+       == SA_OK, "written");
+    sa_intent_close(m);
+
+    /* a format 1 file: the threshold held against p(best) */
+    img = slurp("/tmp/test_intent_oos.model", &len);
+    unlink("/tmp/test_intent_oos.model");
+    ok(img != NULL && img[8] == 2, "format 2 written");
+    if (img == NULL) {
+        return;
+    }
+
+    img[8] = 1;
+    ok(sa_intent_load(img, len, &m1, err, sizeof(err)) == SA_OK,
+       "format 1 read: %s", err);
+    classify(m1, "where is my parcel", &r);
+    ok(r.in_scope == r.confidence, "format 1: in_scope is p(best)");
+    sa_intent_close(m1);
+
+    img[8] = 3;
+    ok(sa_intent_load(img, len, &m1, err, sizeof(err)) == SA_INVALID
+       && strstr(err, "rebuild with kb-build intents") != NULL,
+       "format 3 refused: %s", err);
+    free(img);
+}
+
+
+static void
+test_floors(void)
+{
+    int                  top;
+    char                 err[256];
+    sa_intent_t         *m;
+    sa_intent_result_t   r;
+
+    m = train(NULL, 0);
+    if (m == NULL) {
+        ok(0, "trained");
+        return;
+    }
+
+    is_str(classify(m, "where is my parcel", &r), "track_order", "model");
+    top = r.index;
+    ok(r.confidence < 0.999f, "not sure to 0.999 (%f)", r.confidence);
+
+    ok(set_rules(m, "threshold track_order 0.999\n", err, sizeof(err))
+       == SA_OK, "an intent's threshold");
+    ok(fabsf(sa_intent_threshold(m)) < 1e-6, "not the global one");
+    classify(m, "where is my parcel", &r);
+    ok(strcmp(r.intent, "track_order") != 0 && r.index >= 0
+       && r.index != top, "below it: the next intent (%s)", r.intent);
+    is_str(r.top[0].intent, "track_order", "still the top guess");
+    ok(r.confidence == r.top[1].p && r.in_scope == r.confidence,
+       "the confidence is the decided intent's");
+    is_str(classify(m, "I want a refund", &r), "get_refund",
+           "other intents unaffected");
+
+    ok(set_rules(m, "threshold track_order 1\nthreshold get_refund 1\n"
+                 "threshold cancel_order 1\nthreshold 0.1\n", err,
+                 sizeof(err)) == SA_OK, "every intent's, and the global");
+    ok(fabsf(sa_intent_threshold(m) - 0.1f) < 1e-6, "global 0.1");
+    is_str(classify(m, "where is my parcel", &r), SA_INTENT_OUT_OF_SCOPE,
+           "no intent left: out of scope");
+    ok(r.in_scope == 0 && r.index == -1, "score 0, no class");
+
+    ok(set_rules(m, "rule 1 track_order parcel\nthreshold track_order 1\n",
+                 err, sizeof(err)) == SA_OK, "a rule and a threshold");
+    is_str(classify(m, "where is my parcel", &r), "track_order",
+           "rules are not held to it");
+    ok(r.rule != NULL && r.in_scope == 1, "the rule, in scope");
+
+    ok(set_rules(m, "threshold a 0.5\nthreshold a 0.6\n", err, sizeof(err))
+       == SA_INVALID && strstr(err, "line 2") != NULL,
+       "a second threshold for an intent refused: %s", err);
+    ok(set_rules(m, "threshold a 1.5\n", err, sizeof(err)) == SA_INVALID,
+       "out of range refused: %s", err);
+    ok(set_rules(m, "threshold out_of_scope 0.5\n", err, sizeof(err))
+       == SA_INVALID, "out_of_scope refused: %s", err);
+    ok(set_rules(m, "threshold a 0.5 b\n", err, sizeof(err)) == SA_INVALID,
+       "three words refused: %s", err);
+    ok(set_rules(m, "threshold\n", err, sizeof(err)) == SA_INVALID,
+       "no value refused: %s", err);
+    is_str(classify(m, "where is my parcel", &r), "track_order",
+           "after a failed set: no thresholds stay");
 
     sa_intent_close(m);
 }
@@ -359,7 +608,7 @@ test_file(void)
     img[8] = 9;
     ok(sa_intent_load(img, len, &m, err, sizeof(err)) == SA_INVALID
        && strstr(err, "format") != NULL, "unknown format: %s", err);
-    img[8] = 1;
+    img[8] = SA_INTENT_FORMAT;
 
     img[0] = 'X';
     ok(sa_intent_load(img, len, &m, err, sizeof(err)) == SA_INVALID
@@ -463,7 +712,10 @@ main(void)
     test_separable();
     test_determinism();
     test_rules();
+    test_alternatives();
     test_threshold();
+    test_oos_class();
+    test_floors();
     test_file();
     test_messages();
     test_bad_training();
