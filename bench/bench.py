@@ -31,6 +31,7 @@ PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executabl
 CLK = os.sysconf("SC_CLK_TCK")
 LOG_LEVEL = ["notice"]  # --log-level
 PIN = {}  # "nginx" / "py": CPU set for those processes (--pin), else unpinned
+DIRECTIVES = []  # --directive: more lines in the module's /chat location
 
 
 def pinned(who):
@@ -211,8 +212,11 @@ class Nginx:
                     "            support_agent_llm_url %s;\n"
                     "            support_agent_llm_model bench;\n"
                     "            support_agent_llm_timeout 60s;\n"
+                    "%s"
                     "        }\n"
-                    "    }\n" % (d, self.port, base))
+                    "    }\n" % (d, self.port, base,
+                                "".join("            %s;\n" % x
+                                        for x in DIRECTIVES)))
         else:
             head = ""
             http = ("    upstream llm {\n"
@@ -612,7 +616,11 @@ def main():
     p.add_argument("--pin", action="store_true",
                    help="nginx on the last CPU, mock LLM and load client on the others")
     p.add_argument("--log-level", default="notice", help="nginx error_log level (default notice)")
+    p.add_argument("--directive", action="append", default=[],
+                   help="one more directive in the module's /chat location (without ';'), "
+                        "e.g. --directive 'support_agent_handoff_url http://127.0.0.1:9/t'")
     args = p.parse_args()
+    DIRECTIVES[:] = args.directive
     LOG_LEVEL[0] = args.log_level
     if args.pin:
         cpus = sorted(os.sched_getaffinity(0))
