@@ -34,6 +34,7 @@ PURE_SRCS    := $(wildcard src/sa_*.c)
 NGX_SRCS     := $(wildcard src/ngx_http_support_agent_*.c)
 ALL_SRCS     := $(PURE_SRCS) $(NGX_SRCS) $(wildcard src/*.h) config
 UNIT_SRCS    := $(wildcard t/unit/test_*.c)
+UNIT_OBJS    := $(patsubst src/%.c,$(BUILD)/unit/obj/%.o,$(PURE_SRCS))
 UNIT_BINS    := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
 DEBIAN_PKGS  := nginx nginx-dev libcurl4-openssl-dev libyajl-dev liblmdb-dev \
@@ -76,9 +77,16 @@ $(BUILD)/kb-build: $(KB_BUILD_DEPS)
 	$(CC) -g -O2 -Wall -Wextra -Wno-unused-parameter -Werror -Isrc -Ikb-build \
 	    -o $@ $(KB_BUILD_SRCS) $(PURE_SRCS) -llmdb -lyajl -lstemmer -lcurl -lm
 
-$(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(wildcard src/sa_*.h) t/unit/tap.h
+# the pure sources are compiled once, then linked into each unit test
+.SECONDARY: $(UNIT_OBJS)
+
+$(BUILD)/unit/obj/%.o: src/%.c $(wildcard src/sa_*.h)
+	@mkdir -p $(BUILD)/unit/obj
+	$(CC) $(CFLAGS_UNIT) -Isrc -c -o $@ $<
+
+$(BUILD)/unit/%: t/unit/%.c $(UNIT_OBJS) t/unit/tap.h
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(CFLAGS_UNIT) -Isrc -It/unit -o $@ $< $(PURE_SRCS) -lyajl -llmdb -lstemmer -lcurl -lm
+	$(CC) $(CFLAGS_UNIT) -Isrc -It/unit -o $@ $< $(UNIT_OBJS) -lyajl -llmdb -lstemmer -lcurl -lm
 
 unit: deps $(UNIT_BINS)
 	prove -v --exec '' $(UNIT_BINS) 2>&1 | tail -n 40
@@ -133,6 +141,13 @@ validate-requests:
 	        && echo "helpdesk_server.py: $$h recorded tickets valid" \
 	        || { cat $(BUILD)/validate-tickets.log; exit 1; }; \
 	    fi; \
+	    o=$$(find $(RECORDED) -path '*-shop/*' -name '[0-9][0-9][0-9][0-9][0-9][0-9]-*.json' | wc -l); \
+	    if [ $$o -gt 0 ]; then \
+	        /usr/bin/python3 t/shop_server.py check $(RECORDED) \
+	            > $(BUILD)/validate-shop.log 2>&1 \
+	        && echo "shop_server.py: $$o recorded order API requests valid" \
+	        || { cat $(BUILD)/validate-shop.log; exit 1; }; \
+	    fi; \
 	else \
 	    echo "validate.py: ../shared not found, recorded requests not checked"; \
 	fi
@@ -149,6 +164,8 @@ servers:
 	/usr/bin/python3 t/llm_server_selftest.py
 	/usr/bin/python3 t/kb_server_selftest.py
 	/usr/bin/python3 t/helpdesk_server_selftest.py
+	/usr/bin/python3 t/shop_server_selftest.py
+	/usr/bin/python3 util/check-replies.py
 
 unit-quiet: $(UNIT_BINS)
 	prove --exec '' $(UNIT_BINS)

@@ -32,6 +32,11 @@ CLK = os.sysconf("SC_CLK_TCK")
 LOG_LEVEL = ["notice"]  # --log-level
 PIN = {}  # "nginx" / "py": CPU set for those processes (--pin), else unpinned
 DIRECTIVES = []  # --directive: more lines in the module's /chat location
+# --tool-path: the mock LLM first calls lookup_order (an order of the demo shop's fixture,
+# of the customer nginx vouches for), then answers; the module asks the shop in between
+TOOL_SCENARIO = (",tool=lookup_order,args=" +
+                 "%7B%22order_id%22%3A%22%23W4435622%22%7D")
+TOOL_CUSTOMER = "james.li4495@example.com"
 
 
 def pinned(who):
@@ -145,13 +150,13 @@ def wait_port(port, timeout=10.0):
 # ---------------------------------------------------------------- processes
 
 class Mock:
-    def __init__(self, rundir, name):
+    def __init__(self, rundir, name, script="llm_server.py"):
         self.portfile = os.path.join(rundir, name + ".llm.port")
         if os.path.exists(self.portfile):
             os.unlink(self.portfile)
         self.log = open(os.path.join(rundir, name + ".llm.log"), "w")
         self.p = subprocess.Popen(
-            [PY, os.path.join(REPO, "t", "llm_server.py"), "--port", "0", "--port-file", self.portfile,
+            [PY, os.path.join(REPO, "t", script), "--port", "0", "--port-file", self.portfile,
              "--no-validate", "--quiet", "--parent-pid", str(os.getpid())],
             stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=pinned("py"))
         end = time.monotonic() + 15
@@ -340,7 +345,10 @@ def scenario_a(args, side, rundir):
     ngx = None
     res = {}
     try:
-        ngx = start_nginx(args.nginx, rundir, "a-" + side, side, args.module, mock.port, "tokens=64",
+        scenario = "tokens=64"
+        if side == "module" and args.tool_path:
+            scenario += TOOL_SCENARIO
+        ngx = start_nginx(args.nginx, rundir, "a-" + side, side, args.module, mock.port, scenario,
                     args.workers)
         res["workers"] = list(ngx.workers)
         w = run_load(ngx.port, side, args.warmup, args.concurrency, 0, 30)
@@ -616,11 +624,15 @@ def main():
     p.add_argument("--pin", action="store_true",
                    help="nginx on the last CPU, mock LLM and load client on the others")
     p.add_argument("--log-level", default="notice", help="nginx error_log level (default notice)")
+    p.add_argument("--tool-path", action="store_true",
+                   help="(a) with a tool call: the LLM asks for lookup_order, the module GETs the "
+                        "order from t/shop_server.py, then the LLM answers")
     p.add_argument("--directive", action="append", default=[],
                    help="one more directive in the module's /chat location (without ';'), "
                         "e.g. --directive 'support_agent_handoff_url http://127.0.0.1:9/t'")
     args = p.parse_args()
     DIRECTIVES[:] = args.directive
+    shop = None
     LOG_LEVEL[0] = args.log_level
     if args.pin:
         cpus = sorted(os.sched_getaffinity(0))
@@ -637,6 +649,11 @@ def main():
     t0 = time.monotonic()
     A = B = None
     try:
+        if args.tool_path:
+            # the demo shop's API stands in for the company's; one for the whole run
+            shop = Mock(args.rundir, "shop", script="shop_server.py")
+            DIRECTIVES.append("support_agent_orders_url http://127.0.0.1:%d/api" % shop.port)
+            DIRECTIVES.append("support_agent_identity " + TOOL_CUSTOMER)
         if args.only in (None, "a"):
             A = {}
             for side in ("module", "proxy"):
@@ -651,6 +668,8 @@ def main():
         with open(os.path.join(args.rundir, "results.json"), "w") as f:
             json.dump({"a": A, "b": B}, f, indent=1)
     finally:
+        if shop is not None:
+            shop.stop()
         if not args.keep:
             # the stores (LMDB files) and nginx temp dirs are not worth keeping; logs are
             for name in os.listdir(args.rundir):

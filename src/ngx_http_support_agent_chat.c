@@ -53,6 +53,8 @@ typedef struct {
 
     ngx_http_sa_routed_t       routed;     /* the router's decision */
     ngx_http_sa_escalation_t   esc;
+    ngx_http_sa_action_t       act;
+    size_t                     turn_start; /* the user message in msgs */
     uint32_t                   cite;       /* bit n: source n+1 is cited */
 
     u_char                    *text;       /* reply text not yet streamed */
@@ -72,6 +74,7 @@ typedef struct {
     unsigned                   grounded:1; /* the KB was asked */
     unsigned                   is_routed:1;
     unsigned                   handoff:1;  /* the reply hands off */
+    unsigned                   acted:1;    /* the reply tells an action */
 } ngx_http_sa_ctx_t;
 
 
@@ -102,8 +105,19 @@ static ngx_int_t ngx_http_sa_chat_summary_flush(ngx_http_sa_llm_t *llm);
 static void ngx_http_sa_chat_summarized(ngx_http_sa_llm_t *llm,
     ngx_int_t rc);
 static void ngx_http_sa_chat_summary_timeout(ngx_event_t *ev);
-static ngx_int_t ngx_http_sa_chat_handoff_event(ngx_http_request_t *r,
+static ngx_int_t ngx_http_sa_chat_object_event(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx, const char *name, int (*json)(void *obj,
+    void *w), void *obj);
+static int ngx_http_sa_chat_handoff_json(void *obj, void *w);
+static int ngx_http_sa_chat_action_json(void *obj, void *w);
+static void ngx_http_sa_chat_acted(void *data);
+static ngx_uint_t ngx_http_sa_chat_needs_human(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx);
+static ngx_int_t ngx_http_sa_chat_tool_calls(ngx_http_request_t *r,
+    ngx_http_sa_ctx_t *ctx);
+static void ngx_http_sa_chat_tools_done(void *data);
+static void ngx_http_sa_chat_confirm_id(ngx_http_sa_ctx_t *ctx,
+    ngx_str_t *id);
 static ngx_int_t ngx_http_sa_chat_answer(ngx_http_request_t *r,
     ngx_http_sa_ctx_t *ctx);
 static void ngx_http_sa_chat_retrieved(ngx_http_request_t *r, void *data,
@@ -332,7 +346,9 @@ static ngx_int_t
 ngx_http_sa_chat_begin(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
 {
     int64_t                  now;
+    sa_tool_e                tool;
     ngx_int_t                rc;
+    ngx_str_t                confirm;
     ngx_http_sa_loc_conf_t  *conf;
 
     conf = ctx->conf;
@@ -368,6 +384,14 @@ ngx_http_sa_chat_begin(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
                                         ctx->is_routed ? &ctx->routed : NULL,
                                         &ctx->msgs[ctx->n_msgs - 1]);
 
+    ngx_http_sa_chat_confirm_id(ctx, &confirm);
+
+    /* NGX_DECLINED: no actions here; NGX_ERROR: logged, no actions */
+    (void) ngx_http_sa_act_begin(r, &ctx->act, &conf->act,
+                                 &ctx->conversation_id,
+                                 &ctx->msgs[ctx->n_msgs - 1],
+                                 confirm.len ? &confirm : NULL);
+
     ctx->deadline.handler = ngx_http_sa_chat_deadline;
     ctx->deadline.data = r->connection;
     ctx->deadline.log = r->connection->log;
@@ -398,6 +422,27 @@ ngx_http_sa_chat_begin(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
         ngx_add_timer(&ctx->heartbeat, conf->heartbeat);
     }
 
+    ctx->act.on_done = ngx_http_sa_chat_acted;
+    ctx->act.data = ctx;
+
+    if (ctx->act.active && ctx->act.state.pending) {
+        /* the customer's answer to a pending action comes first */
+        rc = ngx_http_sa_act_turn(r, &ctx->act, SA_TOOL_NONE);
+
+        if (rc == NGX_OK) {
+            ngx_http_sa_chat_acted(ctx);
+            return NGX_DONE;
+        }
+
+        if (rc == NGX_AGAIN) {
+            return NGX_DONE;
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
     if (ctx->esc.active && ctx->esc.decision.reason != SA_ESC_NONE) {
         return ngx_http_sa_chat_handoff(r, ctx);
     }
@@ -409,6 +454,31 @@ ngx_http_sa_chat_begin(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
     {
         ngx_http_sa_chat_handed_off(ctx);
         return NGX_DONE;
+    }
+
+    if (ctx->act.active && conf->llm_url.len == 0) {
+        /* no LLM: the deterministic flow of the router's action, or of the
+           flow that asked for what this message gives */
+        tool = ngx_http_sa_act_route_tool(ctx->is_routed ? &ctx->routed
+                                                         : NULL);
+        if (tool == SA_TOOL_NONE) {
+            tool = ngx_http_sa_act_awaited(&ctx->act);
+        }
+
+        rc = ngx_http_sa_act_turn(r, &ctx->act, tool);
+
+        if (rc == NGX_OK) {
+            ngx_http_sa_chat_acted(ctx);
+            return NGX_DONE;
+        }
+
+        if (rc == NGX_AGAIN) {
+            return NGX_DONE;
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     if (ctx->is_routed && ctx->routed.kind == SA_ROUTE_OUT_OF_SCOPE) {
@@ -661,8 +731,13 @@ ngx_http_sa_chat_handed_off(void *data)
 }
 
 
+
+
+/* one event whose data is the object json() writes */
+
 static ngx_int_t
-ngx_http_sa_chat_handoff_event(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
+ngx_http_sa_chat_object_event(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
+    const char *name, int (*json)(void *obj, void *w), void *obj)
 {
     sa_jw_t  *w;
 
@@ -671,12 +746,302 @@ ngx_http_sa_chat_handoff_event(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    if (ngx_http_sa_handoff_json(&ctx->esc, w) != SA_OK) {
+    if (json(obj, w) != SA_OK) {
         sa_jw_free(w);
         return NGX_ERROR;
     }
 
-    return ngx_http_sa_chat_event(r, ctx, "handoff", w);
+    return ngx_http_sa_chat_event(r, ctx, name, w);
+}
+
+
+static int
+ngx_http_sa_chat_handoff_json(void *obj, void *w)
+{
+    return ngx_http_sa_handoff_json(obj, w);
+}
+
+
+static int
+ngx_http_sa_chat_action_json(void *obj, void *w)
+{
+    return ngx_http_sa_act_json(obj, w);
+}
+
+
+/* an action step is over: its reply is the answer */
+
+static void
+ngx_http_sa_chat_acted(void *data)
+{
+    ngx_http_sa_ctx_t  *ctx = data;
+
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    c = r->connection;
+
+    if (ctx->done) {
+        return;
+    }
+
+    if (ctx->act.reply.len == 0) {
+        ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                              "internal_error", NGX_HTTP_SA_UNAVAILABLE);
+
+    } else if (ngx_http_sa_chat_needs_human(r, ctx)) {
+        /* the handoff answers */
+
+    } else {
+        ctx->acted = 1;
+        ngx_http_sa_chat_complete(r, ctx, (char *) ctx->act.reply.data,
+                                  ctx->act.reply.len, "stop", "action", 0);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* an action only a person may do: handed off when a helpdesk is there */
+
+static ngx_uint_t
+ngx_http_sa_chat_needs_human(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    if (ctx->act.outcome == NULL
+        || ngx_strcmp(ctx->act.outcome, "needs_human") != 0
+        || !ctx->esc.active || ctx->esc.state.escalated)
+    {
+        return 0;
+    }
+
+    ctx->acted = 1;
+    ctx->esc.decision.reason = SA_ESC_HIGH_STAKES;
+    ctx->esc.decision.priority = SA_ESC_HIGH;
+    ngx_snprintf((u_char *) ctx->esc.decision.detail,
+                 sizeof(ctx->esc.decision.detail) - 1,
+                 "%s on order #%s is over support_agent_refund_limit%Z",
+                 sa_tool_name(ctx->act.tool), ctx->act.state.last_order);
+
+    ctx->esc.state.escalated = 1;
+    ctx->esc.state.reason = SA_ESC_HIGH_STAKES;
+    ctx->esc.state.escalated_ms = ngx_http_sa_now_ms();
+
+    rc = ngx_http_sa_chat_handoff(r, ctx);
+
+    if (rc != NGX_DONE) {
+        ngx_http_sa_chat_close_turn(ctx);
+        ngx_http_sa_chat_finalize(r, ctx, rc);
+    }
+
+    return 1;
+}
+
+
+/*
+ * The LLM asked for tools: the calls join the conversation as an assistant
+ * message, each checked and run or prepared by the action layer; their
+ * results go back to the LLM in the next round.
+ */
+
+static ngx_int_t
+ngx_http_sa_chat_tool_calls(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
+{
+    size_t                i;
+    sa_jw_t              *w;
+    sa_msg_t             *m, *msgs;
+    ngx_int_t             rc;
+    const char           *json;
+    size_t                len;
+    sa_llm_stream_t      *s;
+    sa_llm_tool_call_t   *c;
+
+    s = &ctx->llm.stream;
+
+    msgs = realloc(ctx->msgs, (ctx->n_msgs + 1 + s->n_tool_calls)
+                              * sizeof(sa_msg_t));
+    if (msgs == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->msgs = msgs;
+
+    w = sa_jw_new();
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (sa_jw_array_open(w) != SA_OK) {
+        sa_jw_free(w);
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < s->n_tool_calls; i++) {
+        c = &s->tool_calls[i];
+
+        /* the model's strings are kept only when they are valid UTF-8 */
+        if (sa_jw_open(w) != SA_OK
+            || sa_jw_kstr(w, "id", c->id ? c->id : "call_0",
+                          c->id ? ngx_strlen(c->id) : 6) != SA_OK
+            || sa_jw_kstr(w, "type", "function", 8) != SA_OK
+            || sa_jw_key(w, "function") != SA_OK
+            || sa_jw_open(w) != SA_OK
+            || sa_jw_kstr(w, "name", c->name ? c->name : "",
+                          c->name ? ngx_strlen(c->name) : 0) != SA_OK
+            || sa_jw_kstr(w, "arguments", c->arguments, c->arguments_len)
+               != SA_OK
+            || sa_jw_close(w) != SA_OK
+            || sa_jw_close(w) != SA_OK)
+        {
+            sa_jw_free(w);
+            return NGX_ERROR;
+        }
+    }
+
+    if (sa_jw_array_close(w) != SA_OK) {
+        sa_jw_free(w);
+        return NGX_ERROR;
+    }
+
+    json = sa_jw_buf(w, &len);
+
+    m = &ctx->msgs[ctx->n_msgs];
+    ngx_memzero(m, sizeof(sa_msg_t));
+    m->role = SA_ROLE_ASSISTANT;
+    m->ts_ms = ngx_http_sa_now_ms();
+    m->tool_calls_json = strdup(json);
+    sa_jw_free(w);
+
+    if (m->tool_calls_json == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (s->content_len) {
+        m->content = strdup(s->content);
+        m->content_len = s->content_len;
+
+        if (m->content == NULL) {
+            sa_msg_free(m);
+            return NGX_ERROR;
+        }
+    }
+
+    ctx->n_msgs++;
+
+    ctx->act.on_done = ngx_http_sa_chat_tools_done;
+    ctx->act.data = ctx;
+
+    rc = ngx_http_sa_act_tool_calls(r, &ctx->act, s);
+
+    /* the calls are copied: the stream goes */
+    ngx_http_sa_llm_cancel(&ctx->llm);
+
+    if (rc == NGX_OK) {
+        ngx_http_sa_chat_tools_done(ctx);
+        return NGX_OK;
+    }
+
+    return rc == NGX_AGAIN ? NGX_OK : NGX_ERROR;
+}
+
+
+static void
+ngx_http_sa_chat_tools_done(void *data)
+{
+    ngx_http_sa_ctx_t  *ctx = data;
+
+    size_t                  i;
+    unsigned                delivered;
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_http_sa_llm_t      *llm;
+    ngx_http_sa_loc_conf_t *conf;
+
+    r = ctx->request;
+    c = r->connection;
+    conf = ctx->conf;
+    llm = &ctx->llm;
+
+    if (ctx->done) {
+        return;
+    }
+
+    if (ctx->act.n_calls == 0 || ctx->act.call < ctx->act.n_calls) {
+        ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                              "internal_error", NGX_HTTP_SA_UNAVAILABLE);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    /* the results join the conversation (its messages own them now) */
+
+    for (i = 0; i < ctx->act.n_calls; i++) {
+        ctx->msgs[ctx->n_msgs++] = ctx->act.results[i];
+        ngx_memzero(&ctx->act.results[i], sizeof(sa_msg_t));
+    }
+
+    ctx->act.n_calls = 0;
+
+    /* the next round; after the last allowed one the model must answer in
+       words */
+
+    delivered = llm->delivered;
+    ngx_memzero(llm, sizeof(ngx_http_sa_llm_t));
+
+    llm->request = r;
+    llm->conf = conf;
+    llm->data = ctx;
+    llm->on_text = ngx_http_sa_chat_text;
+    llm->on_flush = ngx_http_sa_chat_flush_text;
+    llm->on_done = ngx_http_sa_chat_llm_done;
+    llm->deadline = ngx_current_msec + conf->llm_timeout;
+    llm->delivered = delivered;
+    llm->extra_json = ctx->act.rounds < conf->act.rounds
+                      ? conf->act.tools_json : conf->act.tools_json_final;
+
+    if (ctx->grounded && ctx->kb.n) {
+        if (ngx_http_sa_chat_grounded_prompt(r, ctx) != NGX_OK) {
+            ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "internal_error", NGX_HTTP_SA_UNAVAILABLE);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+    }
+
+    if (ngx_http_sa_llm_start(llm, ctx->msgs, ctx->n_msgs) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "support agent: %s", llm->failure);
+        ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_BAD_GATEWAY,
+                              "llm_unavailable", NGX_HTTP_SA_UNAVAILABLE);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+
+
+/* "confirm": the id of the pending action a button confirms */
+
+static void
+ngx_http_sa_chat_confirm_id(ngx_http_sa_ctx_t *ctx, ngx_str_t *id)
+{
+    char        *s;
+    yajl_val     v;
+    const char  *path[] = { "confirm", NULL };
+
+    ngx_str_null(id);
+
+    v = ctx->req.root ? yajl_tree_get(ctx->req.root, path, yajl_t_string)
+                      : NULL;
+    s = v ? YAJL_GET_STRING(v) : NULL;
+
+    if (s != NULL && ngx_strlen(s) < SA_ACT_ID_LEN) {
+        id->data = (u_char *) s;
+        id->len = ngx_strlen(s);
+    }
 }
 
 
@@ -728,6 +1093,10 @@ ngx_http_sa_chat_answer(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx)
     ctx->llm.on_flush = ngx_http_sa_chat_flush_text;
     ctx->llm.on_done = ngx_http_sa_chat_llm_done;
     ctx->llm.deadline = ngx_current_msec + conf->llm_timeout;
+
+    if (ctx->act.active && conf->act.tools_json.len) {
+        ctx->llm.extra_json = conf->act.tools_json;
+    }
 
     if (ngx_http_sa_llm_start(&ctx->llm, ctx->msgs, ctx->n_msgs) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -953,7 +1322,7 @@ static ngx_int_t
 ngx_http_sa_chat_load_history(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
     int64_t now)
 {
-    size_t       n;
+    size_t       n, skip;
     sa_msg_t    *history, *msgs, *user;
     sa_store_t  *store;
 
@@ -977,6 +1346,17 @@ ngx_http_sa_chat_load_history(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
                                       &ctx->conversation_id);
     }
 
+    /* the window may begin with tool results whose call was cut off: an
+       LLM refuses them alone */
+    for (skip = 0; skip < n && history[skip].role == SA_ROLE_TOOL; skip++) {
+        sa_msg_free(&history[skip]);
+    }
+
+    if (skip) {
+        ngx_memmove(history, history + skip, (n - skip) * sizeof(sa_msg_t));
+        n -= skip;
+    }
+
     msgs = realloc(history, (n + 1) * sizeof(sa_msg_t));
     if (msgs == NULL) {
         sa_msgs_free(history, n);
@@ -996,6 +1376,7 @@ ngx_http_sa_chat_load_history(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
 
     ctx->msgs = msgs;
     ctx->n_msgs = n + 1;
+    ctx->turn_start = n;
 
     return NGX_OK;
 }
@@ -1469,6 +1850,8 @@ ngx_http_sa_chat_citation_events(ngx_http_request_t *r,
 static void
 ngx_http_sa_chat_llm_done(ngx_http_sa_llm_t *llm, ngx_int_t rc)
 {
+    u_char              *p;
+    ngx_str_t            text;
     ngx_http_request_t  *r;
     ngx_http_sa_ctx_t   *ctx;
     ngx_connection_t    *c;
@@ -1481,12 +1864,86 @@ ngx_http_sa_chat_llm_done(ngx_http_sa_llm_t *llm, ngx_int_t rc)
         ngx_http_sa_chat_close_turn(ctx);
         ngx_http_sa_chat_finalize(r, ctx, NGX_ERROR);
 
+    } else if (rc == NGX_OK && llm->stream.n_tool_calls
+               && ctx->act.active && ctx->act.rounds < ctx->conf->act.rounds)
+    {
+        if (ngx_http_sa_chat_tool_calls(r, ctx) == NGX_ERROR) {
+            ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "internal_error", NGX_HTTP_SA_UNAVAILABLE);
+        }
+
+    } else if (rc == NGX_OK && llm->stream.n_tool_calls
+               && llm->stream.content_len == 0)
+    {
+        /* calls past the limit (or without actions) are not run */
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "support agent: the LLM kept calling tools in "
+                      "conversation \"%V\"", &ctx->conversation_id);
+
+        ngx_http_sa_chat_complete(r, ctx,
+                                  (char *) ctx->conf->fallback_reply.data,
+                                  ctx->conf->fallback_reply.len, "stop",
+                                  "llm", 0);
+
+    } else if (rc == NGX_OK && ngx_http_sa_chat_needs_human(r, ctx)) {
+        /* the handoff answers instead of the model */
+
+    } else if (rc == NGX_OK && ctx->act.pending_note.len) {
+        /* the customer is asked to confirm in the module's words, whatever
+           the model wrote */
+        text.len = llm->stream.content_len + 2 + ctx->act.pending_note.len;
+        text.data = ngx_pnalloc(r->pool, text.len);
+
+        if (text.data == NULL) {
+            ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "internal_error", NGX_HTTP_SA_UNAVAILABLE);
+
+        } else {
+            p = ngx_cpymem(text.data, llm->stream.content,
+                           llm->stream.content_len);
+            p = ngx_cpymem(p, "\n\n", llm->stream.content_len ? 2 : 0);
+            p = ngx_cpymem(p, ctx->act.pending_note.data,
+                           ctx->act.pending_note.len);
+            text.len = p - text.data;
+
+            ctx->acted = 1;
+
+            if (ctx->sse) {
+                ngx_http_sa_chat_text(llm, (char *) text.data
+                                           + llm->stream.content_len,
+                                      text.len - llm->stream.content_len);
+            }
+
+            ngx_http_sa_chat_complete(r, ctx, (char *) text.data, text.len,
+                                      "stop", "llm", 1);
+        }
+
     } else if (rc == NGX_OK) {
         ngx_http_sa_chat_complete(r, ctx, llm->stream.content,
                                   llm->stream.content_len,
                                   llm->stream.finish_reason[0]
                                   ? llm->stream.finish_reason : "stop",
                                   "llm", 1);
+
+    } else if (ctx->act.active && !llm->delivered && !ctx->act.rounds
+               && ngx_http_sa_act_route_tool(ctx->is_routed ? &ctx->routed
+                                                            : NULL)
+                  != SA_TOOL_NONE)
+    {
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "support agent: acting for conversation \"%V\" "
+                      "without the LLM", &ctx->conversation_id);
+
+        rc = ngx_http_sa_act_turn(r, &ctx->act,
+                                  ngx_http_sa_act_route_tool(&ctx->routed));
+
+        if (rc == NGX_OK) {
+            ngx_http_sa_chat_acted(ctx);
+
+        } else if (rc != NGX_AGAIN) {
+            ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_BAD_GATEWAY,
+                                  "llm_unavailable", NGX_HTTP_SA_UNAVAILABLE);
+        }
 
     } else if (ctx->kb.n && !llm->delivered) {
         ngx_log_error(NGX_LOG_WARN, c->log, 0,
@@ -1516,24 +1973,35 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
     const char *source, ngx_uint_t streamed)
 {
     int                 rc;
-    size_t              jlen;
+    size_t              jlen, n;
     sa_jw_t            *w;
-    sa_msg_t            save[2];
+    sa_msg_t           *save;
     ngx_int_t           out;
     sa_store_t         *store;
     const char         *json;
 
     store = ngx_http_sa_store();
 
-    ngx_memzero(save, sizeof(save));
-    save[0] = ctx->msgs[ctx->n_msgs - 1];
-    save[1].role = SA_ROLE_ASSISTANT;
-    save[1].content = (char *) reply;
-    save[1].content_len = len;
-    save[1].ts_ms = ngx_http_sa_now_ms();
+    /* the customer's message, the tool calls and results of this turn,
+       and the reply */
+
+    n = ctx->n_msgs - ctx->turn_start;
+
+    save = ngx_pcalloc(r->pool, (n + 1) * sizeof(sa_msg_t));
+    if (save == NULL) {
+        ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                              "internal_error", NGX_HTTP_SA_UNAVAILABLE);
+        return;
+    }
+
+    ngx_memcpy(save, &ctx->msgs[ctx->turn_start], n * sizeof(sa_msg_t));
+    save[n].role = SA_ROLE_ASSISTANT;
+    save[n].content = (char *) reply;
+    save[n].content_len = len;
+    save[n].ts_ms = ngx_http_sa_now_ms();
 
     rc = sa_conv_commit_turn(store, (char *) ctx->conversation_id.data,
-                             ngx_pid, save, 2, save[1].ts_ms);
+                             ngx_pid, save, n + 1, save[n].ts_ms);
 
     if (rc != SA_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -1552,6 +2020,7 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
     ctx->turn_open = 0;
 
     ngx_http_sa_escalate_save(r, &ctx->esc);
+    (void) ngx_http_sa_act_save(r, &ctx->act);
 
     if (ngx_strcmp(source, "llm") == 0 && ctx->kb.n) {
         ngx_http_sa_chat_cite_markers(ctx, reply, len);
@@ -1578,6 +2047,9 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
         || (!ctx->sse && ctx->handoff
             && (sa_jw_key(w, "handoff") != SA_OK
                 || ngx_http_sa_handoff_json(&ctx->esc, w) != SA_OK))
+        || (!ctx->sse && ctx->acted && ctx->act.outcome
+            && (sa_jw_key(w, "action") != SA_OK
+                || ngx_http_sa_act_json(&ctx->act, w) != SA_OK))
         || sa_jw_close(w) != SA_OK)
     {
         sa_jw_free(w);
@@ -1598,7 +2070,9 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
     out = NGX_OK;
 
     if (ctx->handoff) {
-        out = ngx_http_sa_chat_handoff_event(r, ctx);
+        out = ngx_http_sa_chat_object_event(r, ctx, "handoff",
+                                            ngx_http_sa_chat_handoff_json,
+                                            &ctx->esc);
     }
 
     if (out == NGX_ERROR) {
@@ -1613,6 +2087,12 @@ ngx_http_sa_chat_complete(ngx_http_request_t *r, ngx_http_sa_ctx_t *ctx,
 
     if (out != NGX_ERROR) {
         out = ngx_http_sa_chat_citation_events(r, ctx);
+    }
+
+    if (out != NGX_ERROR && ctx->acted && ctx->act.outcome) {
+        out = ngx_http_sa_chat_object_event(r, ctx, "action",
+                                            ngx_http_sa_chat_action_json,
+                                            &ctx->act);
     }
 
     if (out != NGX_ERROR) {
@@ -1862,6 +2342,7 @@ ngx_http_sa_chat_deadline(ngx_event_t *ev)
 
     ngx_http_sa_kb_retrieval_cancel(&ctx->retrieval);
     ngx_http_sa_escalate_cancel(&ctx->esc);
+    ngx_http_sa_act_cancel(&ctx->act);
 
     ngx_http_sa_chat_fail(r, ctx, NGX_HTTP_GATEWAY_TIME_OUT,
                           "llm_unavailable", NGX_HTTP_SA_UNAVAILABLE);
@@ -1895,6 +2376,7 @@ ngx_http_sa_chat_cleanup(void *data)
     ngx_http_sa_llm_cancel(&ctx->llm);
     ngx_http_sa_kb_retrieval_cancel(&ctx->retrieval);
     ngx_http_sa_escalate_cancel(&ctx->esc);
+    ngx_http_sa_act_free(&ctx->act);
 
     /* client gone or request terminated mid-turn */
     ngx_http_sa_chat_close_turn(ctx);

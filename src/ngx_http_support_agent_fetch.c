@@ -103,8 +103,20 @@ ngx_http_sa_fetch_start(ngx_http_sa_fetch_t *f, ngx_http_sa_service_t *svc,
     curl_easy_setopt(easy, CURLOPT_URL, (char *) url);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, f->headers);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, f->request);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
+
+    if (f->method != NULL && ngx_strcmp(f->method, "GET") == 0) {
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+
+    } else {
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, f->request);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t) len);
+
+        if (f->method != NULL && ngx_strcmp(f->method, "POST") != 0) {
+            curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, f->method);
+        }
+    }
+
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, ngx_http_sa_fetch_write);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, f);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);

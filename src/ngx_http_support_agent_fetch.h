@@ -44,6 +44,8 @@ struct ngx_http_sa_fetch_s {
     void                      *data;
     ngx_http_sa_fetch_done_pt  on_done;
     const char                *what;        /* "embeddings", for logs */
+    const char                *method;      /* NULL: POST; "GET" (no
+                                               body), "PATCH", ... */
     const char                *header;      /* one more header line
                                                ("Idempotency-Key: k"),
                                                NUL-terminated, or NULL */
@@ -68,9 +70,11 @@ struct ngx_http_sa_fetch_s {
 };
 
 
-/* POSTs body to svc, with path appended to its URL
-   (path may be NULL).  body is copied.  NGX_OK: on_done will be called
-   once, unless ngx_http_sa_fetch_cancel() comes first. */
+/* POSTs body to svc (or sends f->method), with path appended to its URL
+   (path may be NULL).  body is copied.  A reply that is not 2xx is kept
+   too (f->status, f->body) for callers that read error bodies.  NGX_OK:
+   on_done will be called once, unless ngx_http_sa_fetch_cancel() comes
+   first. */
 ngx_int_t ngx_http_sa_fetch_start(ngx_http_sa_fetch_t *f,
     ngx_http_sa_service_t *svc, const char *path, const char *body,
     size_t len);

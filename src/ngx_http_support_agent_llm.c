@@ -70,7 +70,13 @@ ngx_http_sa_llm_start(ngx_http_sa_llm_t *llm, const sa_msg_t *msgs,
     params.temperature = conf->llm_temperature;
     params.stream = 1;
 
-    rc = sa_llm_request_build(&params, msgs, n, &llm->body, &llm->body_len);
+    rc = llm->extra_json.len
+         ? sa_llm_request_build_ex(&params, msgs, n,
+                                   (char *) llm->extra_json.data,
+                                   llm->extra_json.len, &llm->body,
+                                   &llm->body_len)
+         : sa_llm_request_build(&params, msgs, n, &llm->body,
+                                &llm->body_len);
     if (rc != SA_OK) {
         ngx_snprintf((u_char *) llm->failure, sizeof(llm->failure) - 1,
                      "cannot build the LLM request%Z");
@@ -582,7 +588,8 @@ ngx_http_sa_llm_finish(ngx_http_sa_llm_t *llm, CURLcode result)
         }
 
         if (sa_llm_stream_complete(&llm->stream)
-            && llm->stream.content_len > 0)
+            && (llm->stream.content_len > 0
+                || (llm->extra_json.len && llm->stream.n_tool_calls > 0)))
         {
             llm->running = 0;
             llm->on_done(llm, NGX_OK);

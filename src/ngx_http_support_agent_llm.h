@@ -53,6 +53,10 @@ struct ngx_http_sa_llm_s {
        for the location's */
     ngx_str_t                  system_prompt;
 
+    /* members added to the request ({"tools":[...],"tool_choice":...}),
+       or empty */
+    ngx_str_t                  extra_json;
+
     /* results */
     sa_llm_stream_t            stream;
     ngx_uint_t                 attempts;

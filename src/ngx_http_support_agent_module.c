@@ -103,6 +103,10 @@ static ngx_conf_num_bounds_t  ngx_http_sa_history_bounds = {
     ngx_http_sa_check_bounds, 0, 1000
 };
 
+static ngx_conf_num_bounds_t  ngx_http_sa_tool_rounds_bounds = {
+    ngx_http_sa_check_bounds, 1, 20
+};
+
 
 static ngx_conf_num_bounds_t  ngx_http_sa_max_tokens_bounds = {
     ngx_http_sa_check_bounds, 1, 1048576
@@ -489,6 +493,62 @@ static ngx_command_t  ngx_http_sa_commands[] = {
       offsetof(ngx_http_sa_loc_conf_t, escalate),
       NULL },
 
+    { ngx_string("support_agent_orders_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_service_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, act.api.url),
+      NULL },
+
+    { ngx_string("support_agent_orders_api_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_api_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, act.api_key),
+      NULL },
+
+    { ngx_string("support_agent_orders_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, act.api.timeout),
+      NULL },
+
+    { ngx_string("support_agent_tools"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_sa_act_tools,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, act),
+      NULL },
+
+    { ngx_string("support_agent_tool_rounds"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, act.rounds),
+      &ngx_http_sa_tool_rounds_bounds },
+
+    { ngx_string("support_agent_refund_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_act_refund_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, act),
+      NULL },
+
+    { ngx_string("support_agent_identity"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_act_identity,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, act),
+      NULL },
+
+    { ngx_string("support_agent_action_replies"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_sa_text_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sa_loc_conf_t, act.replies_text),
+      NULL },
+
     { ngx_string("support_agent_classify"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_sa_classify,
@@ -709,6 +769,7 @@ ngx_http_sa_create_loc_conf(ngx_conf_t *cf)
     conf->heartbeat = NGX_CONF_UNSET_MSEC;
 
     ngx_http_sa_escalate_init_conf(&conf->escalate);
+    ngx_http_sa_act_init_conf(&conf->act);
 
     return conf;
 }
@@ -832,7 +893,8 @@ ngx_http_sa_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (ngx_http_sa_merge_services(cf, &conf->kb, &prev->kb)
         != NGX_CONF_OK
         || ngx_http_sa_escalate_merge(cf, &conf->escalate, &prev->escalate)
-           != NGX_CONF_OK)
+           != NGX_CONF_OK
+        || ngx_http_sa_act_merge(cf, &conf->act, &prev->act) != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
     }

@@ -18,6 +18,7 @@
 #include "ngx_http_support_agent_kb.h"
 #include "ngx_http_support_agent_intent.h"
 #include "ngx_http_support_agent_escalate.h"
+#include "ngx_http_support_agent_act.h"
 
 
 #define NGX_HTTP_SA_MAX_TOKENS_FIELD      0
@@ -67,6 +68,9 @@ typedef struct {
 
     /* escalation and the handoff to a human */
     ngx_http_sa_escalate_conf_t  escalate;
+
+    /* actions against the company's order API */
+    ngx_http_sa_act_conf_t     act;
 
     /* binds the conversation to a value from nginx (a session) */
     ngx_http_complex_value_t  *conversation_key;

@@ -34,7 +34,8 @@ Endpoints
         list is answered either way.
     GET  /tickets/<id>            one of those objects, or 404 {"error": "no ticket <id>"}
     GET  /_requests[?last=N][&scenario=S][&min=N&wait=S]   the records (below), JSON array,
-        oldest first; min/wait as for /tickets, counting the records that match scenario=
+        oldest first; min/wait as for /tickets, counting the records that match scenario= and
+        are answered (outcome not "pending")
     DELETE /_requests             clear the records and the scenario counters (tickets stay)
     any  /_reset                  clear tickets, records and scenario counters; ids restart
     GET  /_health                 200 "ok"
@@ -106,19 +107,16 @@ Record (GET /_requests, last 1000 requests, JSON compact, keys in this order):
 """
 import asyncio
 import collections
-import concurrent.futures
-import http
 import json
 import os
 import re
-import socket
-import struct
 import sys
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testserver  # noqa: E402
+from testserver import ScenarioError, applies, canonical, dumps, reject_constant  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA = os.path.join(REPO, "docs", "handoff-ticket.schema.json")
@@ -174,21 +172,11 @@ def contract_warnings(key, body):
 
 def check_files(paths):
     """`helpdesk_server.py check PATH...`: exit status 0 (all valid), 1 or 2 (no files)."""
-    files = []
-    for p in paths:
-        if os.path.isdir(p):
-            for d, _, names in os.walk(p):
-                files += [os.path.join(d, n) for n in names if re.fullmatch(r"\d{6}-ticket\.json", n)]
-        elif os.path.exists(p):
-            files.append(p)
-        else:
-            print("helpdesk_server check: %s: no such file or directory" % p)
-            return 2
-    if not files:
-        print("helpdesk_server check: no ticket files")
+    files = testserver.recorded_files(paths, r"\d{6}-ticket\.json", "helpdesk_server", "ticket")
+    if files is None:
         return 2
     v, bad = Validator(), 0
-    for path in sorted(files):
+    for path in files:
         try:
             with open(path, "rb") as f:
                 inst = json.loads(f.read().decode("utf-8"), parse_constant=reject_constant)
@@ -206,107 +194,22 @@ def check_files(paths):
 
 # ---------------------------------------------------------------- scenarios
 
-class ScenarioError(ValueError):
-    pass
-
-
 def parse_scenario(raw):
     """{option: value}; counted options carry (value, N or None)."""
-    opts = {}
-    for item in raw.split(","):
-        if not item:
-            continue
-        name, eq, value = item.partition("=")
-        value = urllib.parse.unquote(value)
-        if name == "fail" and re.fullmatch(r"[1-5]\d\d(:\d+)?", value):
-            status, _, n = value.partition(":")
-            opts[name] = (int(status), int(n) if n else None)
-        elif name == "delay" and re.fullmatch(r"\d+(:\d+)?", value):
-            ms, _, n = value.partition(":")
-            opts[name] = (int(ms), int(n) if n else None)
-        elif not eq and re.fullmatch(r"(reset|close|badjson|noid|badid)(:\d+)?", name):
-            name, _, n = name.partition(":")
-            opts[name] = (True, int(n) if n else None)
-        elif name == "hang" and (not eq or re.fullmatch(r"\d+(\.\d+)?", value)):
-            opts[name] = float(value) if eq else 120.0
-        elif name == "zendesk" and not eq:
-            opts[name] = True
-        elif name == "wait" and (value == "none" or re.fullmatch(r"\d+(\.\d+)?", value)):
-            opts[name] = None if value == "none" else (float(value) if "." in value else int(value))
-        elif name == "ra" and value.isdigit():
-            opts[name] = value
-        else:
-            raise ScenarioError("bad_scenario: bad scenario option %r (see the docstring of "
-                                "t/helpdesk_server.py)" % item)
-    return opts
+    return testserver.parse_counted(raw, ("reset", "close", "badjson", "noid", "badid"),
+                                    "bad_scenario: bad scenario option %r (see the docstring of "
+                                    "t/helpdesk_server.py)", own=helpdesk_option)
 
 
-def applies(opt, count):
-    """Does a counted option (value, N) apply to the request numbered count (from 0)?"""
-    return opt is not None and (opt[1] is None or count < opt[1])
-
-
-def phrase(status):
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Status %d" % status
-
-
-def reject_constant(name):
-    raise ValueError("%s is not valid JSON" % name)
-
-
-def dumps(obj):
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def canonical(obj):
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-# ---------------------------------------------------------------- connection
-
-class Conn(testserver.BaseConn):
-    """One client connection: replies (requests are read by testserver.BaseConn)."""
-
-    async def head(self, status, ctype, length=None, keep=True, extra=()):
-        lines = ["HTTP/1.1 %d %s" % (status, phrase(status))]
-        if ctype:
-            lines.append("Content-Type: " + ctype)
-        if length is not None:
-            lines.append("Content-Length: %d" % length)
-        lines += ["%s: %s" % kv for kv in extra]
-        lines.append("Connection: " + ("keep-alive" if keep else "close"))
-        await self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-
-    async def simple(self, req, status, obj=None, body=None, ctype="application/json", extra=()):
-        if obj is not None:
-            body = dumps(obj)
-        await self.head(status, ctype, len(body), req.keep_alive, extra)
-        if body:
-            await self.send(body)
-
-    def gone(self):
-        return self.writer.is_closing() or self.reader.at_eof()
-
-    async def pause(self, seconds):
-        """Sleep; True when the client went away meanwhile."""
-        end = time.monotonic() + seconds
-        while not self.gone():
-            left = end - time.monotonic()
-            if left <= 0:
-                return False
-            await asyncio.sleep(min(left, 0.02))
-        return True
-
-    async def reset(self):
-        sock = self.writer.get_extra_info("socket")
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        self.writer.transport.abort()
+def helpdesk_option(opts, name, eq, value):
+    """zendesk and wait=MINUTES|none (the others: testserver.parse_counted)."""
+    if name == "zendesk" and not eq:
+        opts[name] = True
+    elif name == "wait" and (value == "none" or re.fullmatch(r"\d+(\.\d+)?", value)):
+        opts[name] = None if value == "none" else (float(value) if "." in value else int(value))
+    else:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- server
@@ -331,26 +234,18 @@ class Ticket:
                 "posts": self.posts, "created": self.created, "body": self.body}
 
 
-class HelpdeskServer:
+class HelpdeskServer(testserver.BaseServer):
+    name = "helpdesk_server"
+
     def __init__(self, args):
-        self.args = args
-        self.records = collections.deque(maxlen=1000)
-        self.counters = collections.Counter()
+        super().__init__(args)
         self.tickets = collections.OrderedDict()  # idempotency key -> Ticket
-        self.seq = 0
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         self.validator = None
         if not args.no_validate:
             try:
                 self.validator = Validator()
             except Exception as e:  # missing schema or jsonschema
                 log("WARNING: ticket validation disabled: %s: %s" % (type(e).__name__, e))
-        if args.record_dir:
-            os.makedirs(args.record_dir, exist_ok=True)
-
-    def note(self, msg):
-        if not self.args.quiet:
-            log(msg)
 
     def reset(self):
         self.records.clear()
@@ -372,19 +267,10 @@ class HelpdeskServer:
             await conn.simple(req, 200, {"cleared": True})
         else:
             q = urllib.parse.parse_qs(query)
-
-            def matching():
-                recs = list(self.records)
-                if "scenario" in q:
-                    want = q["scenario"][-1]
-                    recs = [r for r in recs if r["scenario"] is not None
-                            and want in (r["scenario"], urllib.parse.unquote(r["scenario"]))]
-                return recs
-            await self.wait_for(q, lambda: len(matching()))
-            recs = matching()
-            if "last" in q and q["last"][-1].isdigit():
-                recs = recs[-int(q["last"][-1]):] if int(q["last"][-1]) else []
-            await conn.simple(req, 200, recs)
+            # a record counts once its request is answered (or given up)
+            await testserver.wait_for(q, lambda: sum(
+                1 for r in testserver.matching(self.records, q) if r["outcome"] != "pending"))
+            await conn.simple(req, 200, testserver.last_n(testserver.matching(self.records, q), q))
         return True
 
     async def dispatch(self, conn, req):
@@ -395,7 +281,7 @@ class HelpdeskServer:
         m = re.fullmatch(r"(?:/([^/]+))?/tickets(?:/([^/]+))?/?", path)
         if m and req.method == "GET":
             if m.group(2) is None:
-                await self.wait_for(urllib.parse.parse_qs(query), lambda: len(self.tickets))
+                await testserver.wait_for(urllib.parse.parse_qs(query), lambda: len(self.tickets))
                 await conn.simple(req, 200, {"tickets": [t.public() for t in self.tickets.values()]})
             else:
                 t = self.find(urllib.parse.unquote(m.group(2)))
@@ -405,22 +291,15 @@ class HelpdeskServer:
                     await conn.simple(req, 200, t.public())
             return True
 
-        self.seq += 1
-        seq = self.seq
         h = req.headers
-        rec = {"seq": seq, "time": round(time.time(), 3), "method": req.method, "path": req.target,
-               "scenario": None, "idempotency_key": h.get("idempotency-key"),
-               "authorization": "authorization" in h, "content_type": h.get("content-type"),
-               "body": None, "valid": None, "errors": [], "warnings": [], "status": None,
-               "outcome": "pending", "ticket": None}
-        self.records.append(rec)
-        conn.rec = rec
+        rec = self.record(conn, req, scenario=None, idempotency_key=h.get("idempotency-key"),
+                          authorization="authorization" in h, content_type=h.get("content-type"),
+                          body=None, valid=None, errors=[], warnings=[], status=None,
+                          outcome="pending", ticket=None)
+        seq = rec["seq"]
         parsed, is_json, jerr = None, False, "empty body"
         if req.body:
-            try:
-                parsed, is_json = json.loads(req.body.decode("utf-8"), parse_constant=reject_constant), True
-            except (ValueError, UnicodeDecodeError) as e:
-                jerr = str(e)
+            parsed, is_json, jerr = testserver.parse_json(req.body)
             rec["body"] = parsed if is_json else None
         try:
             if not m or m.group(2) is not None:
@@ -461,50 +340,19 @@ class HelpdeskServer:
             await conn.simple(req, r.status, {"error": r.message}, extra=r.extra)
             return True
 
-    async def wait_for(self, q, count):
-        """?min=N[&wait=S]: until count() >= N, at most S seconds (default 10)."""
-        try:
-            want = int(q["min"][-1]) if "min" in q else 0
-            limit = float(q["wait"][-1]) if "wait" in q else 10.0
-        except ValueError:
-            return
-        end = time.monotonic() + min(limit, 300.0)
-        while count() < want and time.monotonic() < end:
-            await asyncio.sleep(0.02)
-
     def auth(self, value):
-        key = self.args.require_key
-        if key is None:
-            return
-        if value is None:
-            raise Reply(401, "authentication required: Authorization: Bearer <api key>",
-                        extra=[("WWW-Authenticate", 'Bearer realm="helpdesk"')])
-        if not re.fullmatch(r"Bearer \S+", value):
-            raise Reply(401, "malformed Authorization header: expected 'Bearer <api key>'")
-        if value != "Bearer " + key:
-            raise Reply(401, "invalid API key")
+        err = testserver.bearer_auth(value, self.args.require_key, "helpdesk")
+        if err:
+            raise Reply(401, err[0], extra=err[1])
 
     async def ticket(self, conn, req, rec, scenario, sc, key, body):
         seq = rec["seq"]
-        count = self.counters[scenario]
-        self.counters[scenario] += 1
-        if "hang" in sc:
-            return await self.hang(conn, rec, sc["hang"])
-        if applies(sc.get("reset"), count):
-            rec["outcome"] = "reset"
-            self.note("#%d %s -> reset" % (seq, req.target))
-            await conn.reset()
+        count = self.count(scenario)
+        if await conn.misbehave(sc, count, self.note):
             return False
-        if applies(sc.get("close"), count):
-            rec["outcome"] = "closed"
-            self.note("#%d %s -> closed" % (seq, req.target))
-            return False
-        if applies(sc.get("fail"), count):
-            status = sc["fail"][0]
-            extra = []
-            if "ra" in sc or status == 429:
-                extra.append(("Retry-After", sc.get("ra", "1")))
-            raise Reply(status, "scripted %d from helpdesk_server.py" % status, extra)
+        failure = testserver.scripted_failure(sc, count)
+        if failure:
+            raise Reply(failure[0], "scripted %d from helpdesk_server.py" % failure[0], failure[1])
 
         digest = canonical(body)
         t = self.tickets.get(key)
@@ -562,26 +410,13 @@ class HelpdeskServer:
         await conn.send(data)
         return True
 
-    async def hang(self, conn, rec, seconds):
-        rec["outcome"] = "hang_timeout"
-        self.note("#%d %s -> hang %gs" % (rec["seq"], rec["path"], seconds))
-        try:
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                if not await asyncio.wait_for(conn.reader.read(65536), end - time.monotonic()):
-                    rec["outcome"] = "client_closed"
-                    break
-        except asyncio.TimeoutError:
-            pass
-        return False
-
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["check"]:
         return check_files(argv[1:])
     return testserver.main(argv, "Recording helpdesk (ticket webhook) test server (see the docstring).",
-                           HelpdeskServer, Conn, "helpdesk_server")
+                           HelpdeskServer, testserver.BaseConn, "helpdesk_server")
 
 
 if __name__ == "__main__":

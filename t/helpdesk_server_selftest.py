@@ -12,7 +12,6 @@ import glob
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no t/__pycache__ in the work tree
 import helpdesk_server  # noqa: E402
+import selftest_util  # noqa: E402
 
 SERVER = os.path.join(HERE, "helpdesk_server.py")
 TMP = tempfile.mkdtemp(prefix="helpdesk-selftest-")
@@ -85,19 +85,7 @@ def key_of(t):
 
 
 def start(*extra):
-    port_file = os.path.join(TMP, "port%d" % len(os.listdir(TMP)))
-    proc = subprocess.Popen(["/usr/bin/python3", SERVER, "--port", "0", "--port-file", port_file, "--quiet"]
-                            + list(extra), stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("listening on 127.0.0.1:"), line
-    port = int(line.rsplit(":", 1)[1])
-    assert int(open(port_file).read()) == port
-    return proc, port
-
-
-def stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(5) == 0
+    return selftest_util.start(SERVER, TMP, *extra)
 
 
 def setUpModule():
@@ -109,56 +97,14 @@ def setUpModule():
 
 def tearDownModule():
     for p in (PROC, KEY_PROC, NOVAL_PROC):
-        stop(p)
+        selftest_util.stop(p)
     shutil.rmtree(TMP, ignore_errors=True)
-
-
-class Resp:
-    status = None
-    informational = None
-    complete = False
-    reset = False
-    headers = {}
-
-    def json(self):
-        return json.loads(self.body)
-
-
-def read_response(f):
-    r = Resp()
-    data = bytearray()
-    try:
-        line = f.readline()
-        if not line:
-            r.body = b""
-            return r
-        while True:
-            r.status = int(line.split()[1])
-            r.headers = {}
-            while True:
-                h = f.readline().rstrip(b"\r\n")
-                if not h:
-                    break
-                k, _, v = h.decode("latin-1").partition(":")
-                r.headers[k.strip().lower()] = v.strip()
-            if r.status >= 200:
-                break
-            r.informational = r.status
-            line = f.readline()
-        n = int(r.headers.get("content-length", "0"))
-        data += f.read(n)
-        r.complete = len(data) == n
-    except ConnectionResetError:
-        r.reset = True
-    r.body = bytes(data)
-    return r
 
 
 def request(path, obj=None, raw=None, headers=None, method="POST", sock=None, keep=False, timeout=5,
             port=None, key=None, chunked=False):
     """One request; headers: Content-Type application/json, Idempotency-Key (key=, default the
     key of obj), Content-Length (or chunked); a header given as None is left out."""
-    s = sock or socket.create_connection(("127.0.0.1", port or PORT), timeout=timeout)
     payload = raw if raw is not None else (json.dumps(obj).encode() if obj is not None else b"")
     h = {"Host": "127.0.0.1"}
     if method == "POST":
@@ -173,17 +119,8 @@ def request(path, obj=None, raw=None, headers=None, method="POST", sock=None, ke
     if not keep:
         h["Connection"] = "close"
     h.update(headers or {})
-    head = "%s %s HTTP/1.1\r\n" % (method, path) + "".join("%s: %s\r\n" % kv for kv in h.items() if kv[1] is not None)
-    if chunked:
-        pieces = [payload[i:i + 100] for i in range(0, len(payload), 100)]
-        payload = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
-    s.sendall(head.encode() + b"\r\n" + payload)
-    f = s.makefile("rb")
-    r = read_response(f)
-    r.sock = s
-    if not keep:
-        s.close()
-    return r
+    return selftest_util.exchange(port or PORT, method, path, h, payload, sock=sock, keep=keep, timeout=timeout,
+                                  chunk=100 if chunked else 0)
 
 
 def get(path, port=None):
@@ -274,19 +211,13 @@ class T(unittest.TestCase):
     def test_long_poll(self):
         """GET /tickets?min=N&wait=S and /_requests?min=N&wait=S wait for what a worker delivers later."""
         async def scenario():
-            async def get_after_wait(path):
-                r, w = await asyncio.open_connection("127.0.0.1", PORT)
-                w.write(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
-                out = await r.read()
-                w.close()
-                return time.monotonic(), json.loads(out.split(b"\r\n\r\n", 1)[1])
-
             async def post_later():
                 await asyncio.sleep(0.3)
                 await asyncio.get_running_loop().run_in_executor(None, request, "/tickets", TICKET)
                 return time.monotonic()
-            return await asyncio.gather(get_after_wait("/tickets?min=1&wait=5"),
-                                        get_after_wait("/_requests?min=1&wait=5&scenario="), post_later())
+            return await asyncio.gather(selftest_util.timed_get(PORT, "/tickets?min=1&wait=5"),
+                                        selftest_util.timed_get(PORT, "/_requests?min=1&wait=5&scenario="),
+                                        post_later())
         (t1, o1), (t2, o2), posted = asyncio.run(scenario())
         self.assertEqual([t["id"] for t in o1["tickets"]], ["HD-1001"])
         self.assertEqual(o1["tickets"][0]["deliveries"], 1)
@@ -330,11 +261,9 @@ class T(unittest.TestCase):
         data = json.dumps(TICKET).encode()
 
         async def one():
-            r, w = await asyncio.open_connection("127.0.0.1", PORT)
-            w.write(b"POST /delay=50/tickets HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json"
-                    b"\r\nIdempotency-Key: %s\r\nContent-Length: %d\r\n\r\n%s" % (key_of(TICKET).encode(), len(data), data))
-            out = await r.read()
-            w.close()
+            out = await selftest_util.async_exchange(PORT, (
+                b"POST /delay=50/tickets HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json"
+                b"\r\nIdempotency-Key: %s\r\nContent-Length: %d\r\n\r\n%s" % (key_of(TICKET).encode(), len(data), data)))
             return int(out.split(b" ")[1])
 
         async def many():

@@ -249,27 +249,22 @@ Record (GET /_requests, last 1000 requests, JSON compact, keys in this order):
 import asyncio
 import base64
 import collections
-import concurrent.futures
 import datetime
 import hashlib
-import html
-import http
-import importlib.util
 import json
 import math
 import os
 import re
 import struct
 import sys
-import threading
 import time
 import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testserver  # noqa: E402
+from testserver import ScenarioError, dumps  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DIM = 64
 MAX_DIM = 8192
 TEI_MAX_BATCH = 32
@@ -282,86 +277,22 @@ def log(msg):
 
 # ---------------------------------------------------------------- validation
 
-class Bundle:
-    """One bundle of ../shared/specs/bundles with its own copy of validate.py (whose module
-    globals hold the bundle's $defs) and the strict variant of its $defs. Loaded once."""
-    _cache = {}
-    _lock = threading.Lock()
-
-    @classmethod
-    def get(cls, name, shared_dir=None):
-        shared = os.path.abspath(shared_dir or os.environ.get("SA_SHARED_DIR") or os.path.join(REPO, "..", "shared"))
-        with cls._lock:
-            if (shared, name) not in cls._cache:
-                cls._cache[(shared, name)] = cls(shared, name)
-            return cls._cache[(shared, name)]
-
-    def __init__(self, shared, name):
-        tool = os.path.join(shared, "tools", "validate.py")
-        spec = importlib.util.spec_from_file_location("sa_shared_validate_" + name, tool)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        with open(os.path.join(shared, "specs", "bundles", name + ".schema.json"), encoding="utf-8") as f:
-            self.bundle = json.load(f)
-        mod.DEFS.update(self.bundle["$defs"])
-        self.mod = mod
-        self.sdefs = json.loads(json.dumps(self.bundle["$defs"]))
-        mod.make_strict(self.sdefs)
-
-    def make(self, defname, strict):
-        if defname not in self.bundle["$defs"]:
-            raise KeyError("no $defs/%s" % defname)
-        schema = dict(self.bundle)
-        schema["$defs"] = self.sdefs if strict else self.bundle["$defs"]
-        schema["$ref"] = "#/$defs/" + defname
-        return self.mod.Draft202012Validator(schema)
-
-
 # jsonschema keywords whose failure Qdrant reports as a validation (422), not a format (400) error
 RANGE_KW = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems",
             "minLength", "maxLength", "minProperties", "maxProperties", "uniqueItems", "multipleOf"}
 
 
-class Validator:
-    """One $defs entry of a bundle (openai, tei, qdrant), judged like `validate.py [--strict]`."""
+class Validator(testserver.BundleValidator):
+    """testserver.BundleValidator whose details() say (message, is_range): whether Qdrant would
+    answer the error as a validation error (422) rather than a format error (400)."""
 
-    def __init__(self, defname, bundle="openai", strict=True, shared_dir=None):
-        self.b = Bundle.get(bundle, shared_dir)
-        self.mod, self.defname, self.lock = self.b.mod, defname, threading.Lock()
-        self.v = self.b.make(defname, False)
-        self.vs = self.b.make(defname, True) if strict else None
-        self.cache = collections.OrderedDict()
-
-    def details(self, inst):
-        """[(message, is_range)], empty when valid. Cached by document."""
-        key = json.dumps(inst, sort_keys=True)
-        with self.lock:
-            if key in self.cache:
-                self.cache.move_to_end(key)
-                return list(self.cache[key])
-        errs = sorted(self.v.iter_errors(inst), key=lambda e: [str(p) for p in e.absolute_path])
-        out = []
-        for e in errs:
-            for leaf in self.mod.leaves(e):
-                path = "/" + "/".join(str(p) for p in leaf.absolute_path)
-                is_range = leaf.validator in RANGE_KW
-                fmt = str(leaf.schema.get("format", "")) if isinstance(leaf.schema, dict) else ""
-                if (leaf.validator == "minimum" and isinstance(leaf.instance, (int, float)) and leaf.instance < 0
-                        and (leaf.validator_value == 0 or fmt.startswith("uint"))):
-                    is_range = False  # a negative unsigned number: a type error for serde
-                out.append(("INVALID at %s: %s" % (path, leaf.message[:300]), is_range))
-        if not errs and self.vs is not None:
-            for path, names in self.mod.strict_unknowns(self.vs, inst):
-                out.append(("UNKNOWN KEY(S) at %s: %s" % (path, ", ".join(names)), False))
-        with self.lock:
-            self.cache[key] = out
-            if len(self.cache) > 512:
-                self.cache.popitem(last=False)
-        return list(out)
-
-    def check(self, inst):
-        """List of error strings, empty when valid."""
-        return [m for m, _ in self.details(inst)]
+    def kind(self, leaf):
+        is_range = leaf.validator in RANGE_KW
+        fmt = str(leaf.schema.get("format", "")) if isinstance(leaf.schema, dict) else ""
+        if (leaf.validator == "minimum" and isinstance(leaf.instance, (int, float)) and leaf.instance < 0
+                and (leaf.validator_value == 0 or fmt.startswith("uint"))):
+            is_range = False  # a negative unsigned number: a type error for serde
+        return is_range
 
 
 # ---------------------------------------------------------------- text analysis
@@ -507,73 +438,12 @@ STR_OPTS = {"ra"}
 FAIL_OPTS = {"fail", "html_error"}
 
 
-class ScenarioError(ValueError):
-    pass
-
-
 def parse_scenario(raw):
-    opts = {}
-    for item in raw.split(","):
-        if not item:
-            continue
-        name, eq, value = item.partition("=")
-        value = urllib.parse.unquote(value)
-        if name in FLAG_OPTS and not eq:
-            opts[name] = True
-        elif name == "hang":
-            opts[name] = float(value) if eq else 120.0
-        elif name in INT_OPTS and eq and value.isdigit():
-            opts[name] = int(value)
-        elif name in STR_OPTS and eq:
-            opts[name] = value
-        elif name in FAIL_OPTS and re.fullmatch(r"\d{3}(:\d+)?", value or ""):
-            status, _, n = value.partition(":")
-            opts[name] = (int(status), int(n) if n else None)
-        else:
-            raise ScenarioError("bad_scenario: bad scenario option %r (see the docstring of t/kb_server.py)" % item)
+    opts = testserver.parse_table(raw, FLAG_OPTS, INT_OPTS, STR_OPTS, FAIL_OPTS,
+                                  "bad_scenario: bad scenario option %r (see the docstring of t/kb_server.py)")
     if "dim" in opts and not 1 <= opts["dim"] <= MAX_DIM:
         raise ScenarioError("bad_scenario: dim must be 1..%d" % MAX_DIM)
     return opts
-
-
-def phrase(status):
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Status %d" % status
-
-
-def reject_constant(name):
-    raise ValueError("%s is not valid JSON" % name)
-
-
-def dumps(obj):
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-# ---------------------------------------------------------------- connection
-
-
-
-class Conn(testserver.BaseConn):
-    """One client connection: replies (requests are read by testserver.BaseConn)."""
-
-    async def head(self, status, ctype, length=None, keep=True, extra=()):
-        lines = ["HTTP/1.1 %d %s" % (status, phrase(status))]
-        if ctype:
-            lines.append("Content-Type: " + ctype)
-        if length is not None:
-            lines.append("Content-Length: %d" % length)
-        lines += ["%s: %s" % kv for kv in extra]
-        lines.append("Connection: " + ("keep-alive" if keep else "close"))
-        await self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-
-    async def simple(self, req, status, obj=None, body=None, ctype="application/json", extra=()):
-        if obj is not None:
-            body = dumps(obj)
-        await self.head(status, ctype, len(body), req.keep_alive, extra)
-        if body:
-            await self.send(body)
 
 
 # ---------------------------------------------------------------- services
@@ -639,17 +509,6 @@ class Service:
         return None
 
 
-OPENAI_ERRORS = {
-    400: ("invalid_request_error", "invalid_value"),
-    401: ("invalid_request_error", "invalid_api_key"),
-    403: ("invalid_request_error", "unsupported_country_region_territory"),
-    404: ("invalid_request_error", "model_not_found"),
-    429: ("requests", "rate_limit_exceeded"),
-    500: ("server_error", None),
-    503: ("server_error", "service_unavailable"),
-}
-
-
 class OpenAIEmbeddings(Service):
     """POST /v1/embeddings, /embeddings (OpenAI; also what TEI and vLLM serve there)."""
     family = "embeddings"
@@ -660,32 +519,22 @@ class OpenAIEmbeddings(Service):
     def error(self, ctx, status, message, code=None, etype=None, param=None):
         if etype is None:
             etype = "server_error" if status >= 500 else "invalid_request_error"
-        return Reply(status, obj={"error": {"message": message, "type": etype, "param": param, "code": code}})
+        return Reply(status, obj=testserver.openai_error(message, etype, code, param))
 
     def auth(self, ctx, key):
-        auth = ctx.req.headers.get("authorization")
-        if auth is not None and not re.fullmatch(r"Bearer \S+", auth):
-            raise self.error(ctx, 401, "Malformed Authorization header %r: expected 'Bearer <key>'." % auth,
-                             code="invalid_api_key")
-        if key is not None and auth is None:
-            raise self.error(ctx, 401, "You didn't provide an API key. You need to provide your API key in an "
-                             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
-        if key is not None and auth != "Bearer " + key:
-            raise self.error(ctx, 401, "Incorrect API key provided: %s." % auth[7:], code="invalid_api_key")
+        err = testserver.openai_auth(ctx.req.headers.get("authorization"), key)
+        if err:
+            raise self.error(ctx, 401, err[0], code=err[1])
 
     def bad_json(self, ctx, err):
-        return self.error(ctx, 400, "We could not parse the JSON body of your request. (HINT: This likely means "
-                          "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
-                          "payload, but what was sent was not valid JSON.)")
+        return self.error(ctx, 400, testserver.OPENAI_BAD_JSON)
 
     def invalid(self, ctx, details):
         return self.error(ctx, 400, "Invalid request (CreateEmbeddingRequest, strict): "
                           + "; ".join(m for m, _ in details), code="schema_validation_failed")
 
     def scripted(self, ctx, status):
-        etype, code = OPENAI_ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
-        msg = {429: "Rate limit reached for requests (scripted by kb_server.py). Please try again in 1s."}.get(
-            status, "Scripted error %d from kb_server.py." % status)
+        msg, etype, code = testserver.openai_scripted(status, "kb_server.py")
         return self.error(ctx, status, msg, code=code, etype=etype)
 
     def handle(self, ctx, op, params, body):
@@ -1704,26 +1553,22 @@ def route(path):
     return "qdrant", sub, params
 
 
-class KBServer:
+class KBServer(testserver.BaseServer):
+    name = "kb_server"
+
     def __init__(self, args):
-        self.args = args
-        self.records = collections.deque(maxlen=1000)
-        self.counters = collections.Counter()
-        self.seq = 0
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        super().__init__(args)
         self.validators = {}
         self.validate_ok = not args.no_validate
         if self.validate_ok:
             try:
                 for bundle in ("openai", "tei", "qdrant"):
-                    Bundle.get(bundle)
+                    testserver.Bundle.get(bundle)
             except Exception as e:  # missing shared dir or jsonschema
                 log("WARNING: request validation disabled: %s: %s" % (type(e).__name__, e))
                 self.validate_ok = False
         self.services = {"embeddings": OpenAIEmbeddings(self), "embed": TEIEmbed(self),
                          "rerank-cohere": CohereRerank(self), "rerank-tei": TEIRerank(self), "qdrant": Qdrant(self)}
-        if args.record_dir:
-            os.makedirs(args.record_dir, exist_ok=True)
 
     def validator(self, bundle, defname):
         if not self.validate_ok:
@@ -1731,10 +1576,6 @@ class KBServer:
         if (bundle, defname) not in self.validators:
             self.validators[(bundle, defname)] = Validator(defname, bundle=bundle)
         return self.validators[(bundle, defname)]
-
-    def note(self, msg):
-        if not self.args.quiet:
-            log(msg)
 
     async def control(self, conn, req, path, query):
         if path == "/_health":
@@ -1747,16 +1588,7 @@ class KBServer:
             await conn.simple(req, 200, {"cleared": True})
         else:
             q = urllib.parse.parse_qs(query)
-            recs = list(self.records)
-            if "scenario" in q:
-                want = q["scenario"][-1]
-                recs = [r for r in recs if r["scenario"] is not None
-                        and want in (r["scenario"], urllib.parse.unquote(r["scenario"]))]
-            if "service" in q:
-                recs = [r for r in recs if r["service"] == q["service"][-1]]
-            if "last" in q and q["last"][-1].isdigit():
-                recs = recs[-int(q["last"][-1]):] if int(q["last"][-1]) else []
-            await conn.simple(req, 200, recs)
+            await conn.simple(req, 200, testserver.last_n(testserver.matching(self.records, q, "service"), q))
         return True
 
     async def dispatch(self, conn, req):
@@ -1765,20 +1597,12 @@ class KBServer:
         if path in ("/_health", "/_reset", "/_requests"):
             return await self.control(conn, req, path, query)
         start = time.monotonic()
-        self.seq += 1
-        rec = {"seq": self.seq, "time": round(time.time(), 3), "method": req.method, "path": req.target,
-               "http_version": req.version, "service": None, "scenario": None, "headers": req.headers,
-               "body": None, "valid": None, "errors": [], "status": None, "outcome": "pending"}
-        self.records.append(rec)
-        conn.rec = rec
+        rec = self.record(conn, req, http_version=req.version, service=None, scenario=None, headers=req.headers,
+                          body=None, valid=None, errors=[], status=None, outcome="pending")
         parsed, is_json, jerr = None, False, "EOF while parsing a value at line 1 column 0"
         if req.body:
-            text = req.body.decode("utf-8", "replace")
-            try:
-                parsed, is_json = json.loads(req.body.decode("utf-8"), parse_constant=reject_constant), True
-            except (ValueError, UnicodeDecodeError) as e:
-                jerr = str(e)
-            rec["body"] = parsed if is_json else text
+            parsed, is_json, jerr = testserver.parse_json(req.body)
+            rec["body"] = parsed if is_json else req.body.decode("utf-8", "replace")
 
         scenario, found = "", route(path)
         if found is None and path.count("/") >= 2:
@@ -1834,20 +1658,15 @@ class KBServer:
             if sc.get("first_ms"):
                 await asyncio.sleep(sc["first_ms"] / 1000.0)
             if "hang" in sc:
-                return await self.hang(conn, rec, sc["hang"])
+                return await conn.hang(sc["hang"])
             failspec = sc.get("html_error") or sc.get("fail")
             if failspec:
                 status, n = failspec
-                ckey = (scenario, svc.family)
-                count = self.counters[ckey]
-                self.counters[ckey] += 1
+                count = self.count((scenario, svc.family))
                 if n is None or count % (n + 1) < n:
                     extra = [("retry-after", sc["ra"])] if "ra" in sc else []
                     if "html_error" in sc:
-                        title = html.escape("%d %s" % (status, phrase(status)))
-                        page = ("<html>\r\n<head><title>%s</title></head>\r\n<body>\r\n<center><h1>%s</h1></center>\r\n"
-                                "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n" % (title, title))
-                        raise Reply(status, page.encode(), ctype="text/html", extra=extra)
+                        raise Reply(status, testserver.html_error(status, "nginx"), ctype="text/html", extra=extra)
                     r = svc.scripted(ctx, status)
                     r.extra += extra
                     raise r
@@ -1882,21 +1701,10 @@ class KBServer:
         await conn.send(data)
         return True
 
-    async def hang(self, conn, rec, seconds):
-        rec["outcome"] = "hang_timeout"
-        try:
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                if not await asyncio.wait_for(conn.reader.read(65536), end - time.monotonic()):
-                    rec["outcome"] = "client_closed"
-                    break
-        except asyncio.TimeoutError:
-            pass
-        return False
-
 
 def main(argv=None):
-    return testserver.main(argv, "Embeddings, rerank and Qdrant test server (see the docstring).", KBServer, Conn, "kb_server")
+    return testserver.main(argv, "Embeddings, rerank and Qdrant test server (see the docstring).", KBServer,
+                           testserver.BaseConn, "kb_server")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -28,6 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no t/__pycache__ in the work tree
 import kb_server  # noqa: E402
+import selftest_util  # noqa: E402
+from selftest_util import read_response  # noqa: E402
 
 SERVER = os.path.join(HERE, "kb_server.py")
 HELPCENTER = os.path.join(os.path.dirname(HERE), "kb-build", "sample-helpcenter")
@@ -47,14 +48,7 @@ def validator(defname, bundle):
 
 
 def start(*extra):
-    port_file = os.path.join(TMP, "port%d" % len(os.listdir(TMP)))
-    proc = subprocess.Popen(["/usr/bin/python3", SERVER, "--port", "0", "--port-file", port_file, "--quiet"]
-                            + list(extra), stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("listening on 127.0.0.1:"), line
-    port = int(line.rsplit(":", 1)[1])
-    assert int(open(port_file).read()) == port
-    return proc, port
+    return selftest_util.start(SERVER, TMP, *extra)
 
 
 def setUpModule():
@@ -63,58 +57,12 @@ def setUpModule():
 
 
 def tearDownModule():
-    PROC.send_signal(signal.SIGTERM)
-    assert PROC.wait(5) == 0
+    selftest_util.stop(PROC)
     shutil.rmtree(TMP, ignore_errors=True)
 
 
-class Resp:
-    status = None
-    complete = False
-    reset = False
-
-
-def read_response(f):
-    r = Resp()
-    data = bytearray()
-    try:
-        line = f.readline()
-        if not line:
-            r.body = b""
-            return r
-        r.status = int(line.split()[1])
-        r.headers = {}
-        while True:
-            h = f.readline().rstrip(b"\r\n")
-            if not h:
-                break
-            k, _, v = h.decode("latin-1").partition(":")
-            r.headers[k.strip().lower()] = v.strip()
-        n = int(r.headers.get("content-length", "0"))
-        data += f.read(n)
-        r.complete = len(data) == n
-    except ConnectionResetError:
-        r.reset = True
-    r.body = bytes(data)
-    return r
-
-
-def request(path, obj=None, raw=None, headers=None, method="POST", version="HTTP/1.1",
-            sock=None, keep=False, timeout=10, port=None):
-    s = sock or socket.create_connection(("127.0.0.1", port or PORT), timeout=timeout)
-    payload = raw if raw is not None else (json.dumps(obj).encode() if obj is not None else b"")
-    h = {"Host": "127.0.0.1", "Content-Type": "application/json", "Content-Length": str(len(payload))}
-    if not keep:
-        h["Connection"] = "close"
-    h.update(headers or {})
-    head = "%s %s %s\r\n" % (method, path, version) + "".join("%s: %s\r\n" % kv for kv in h.items() if kv[1] is not None)
-    s.sendall(head.encode() + b"\r\n" + payload)
-    f = s.makefile("rb")
-    r = read_response(f)
-    r.sock = s
-    if not keep:
-        s.close()
-    return r
+def request(path, obj=None, port=None, **kw):
+    return selftest_util.json_request(port or PORT, path, obj, **kw)
 
 
 def records(query=""):
@@ -1205,12 +1153,10 @@ class T(unittest.TestCase):
 
     def test_concurrency(self):
         async def one(i):
-            r, w = await asyncio.open_connection("127.0.0.1", PORT)
             data = json.dumps({"model": "m", "input": ["text %d" % i]}).encode()
-            w.write(b"POST /first_ms=50/v1/embeddings HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
-            out = await r.read()
-            w.close()
+            out = await selftest_util.async_exchange(PORT, (
+                b"POST /first_ms=50/v1/embeddings HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(data), data)))
             return out.startswith(b"HTTP/1.1 200")
 
         async def many():

@@ -100,25 +100,17 @@ Record (GET /_requests, last 1000 requests, JSON compact, keys in this order):
     --record-dir DIR also writes each request body to DIR/NNNNNN.json (NNNNNN = seq).
 """
 import asyncio
-import collections
-import concurrent.futures
-import html
-import http
-import importlib.util
 import json
 import os
 import re
-import socket
-import struct
 import sys
-import threading
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testserver  # noqa: E402
+from testserver import ScenarioError  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARK = '"\\u0000"'  # how json.dumps writes "\0": a placeholder in pre-rendered chunks
 UNICODE_TOKENS = ["Grüße", " —", " 日", "本", "語", " ✓", " 🎉", " "]
 
@@ -128,55 +120,11 @@ def log(msg):
     sys.stderr.flush()
 
 
-class Validator:
+class Validator(testserver.BundleValidator):
     """One $defs entry of the OpenAI bundle, judged like `validate.py [--strict]`."""
 
     def __init__(self, defname, strict=True, shared_dir=None):
-        shared = shared_dir or os.environ.get("SA_SHARED_DIR") or os.path.join(REPO, "..", "shared")
-        tool = os.path.join(shared, "tools", "validate.py")
-        bundle_path = os.path.join(shared, "specs", "bundles", "openai.schema.json")
-        spec = importlib.util.spec_from_file_location("sa_shared_validate", tool)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        with open(bundle_path, encoding="utf-8") as f:
-            bundle = json.load(f)
-        mod.DEFS.update(bundle["$defs"])
-        self.mod, self.defname, self.lock = mod, defname, threading.Lock()
-        self.cache = collections.OrderedDict()
-
-        def make(defs):
-            schema = dict(bundle)
-            schema["$defs"] = defs
-            schema["$ref"] = "#/$defs/" + defname
-            return mod.Draft202012Validator(schema)
-        self.v = make(bundle["$defs"])
-        self.vs = None
-        if strict:
-            sdefs = json.loads(json.dumps(bundle["$defs"]))
-            mod.make_strict(sdefs)
-            self.vs = make(sdefs)
-
-    def check(self, inst):
-        """List of error strings, empty when valid. Results are cached by document."""
-        key = json.dumps(inst, sort_keys=True)
-        with self.lock:
-            if key in self.cache:
-                self.cache.move_to_end(key)
-                return list(self.cache[key])
-        errs = sorted(self.v.iter_errors(inst), key=lambda e: [str(p) for p in e.absolute_path])
-        out = []
-        for e in errs:
-            for leaf in self.mod.leaves(e):
-                path = "/" + "/".join(str(p) for p in leaf.absolute_path)
-                out.append("INVALID at %s: %s" % (path, leaf.message[:300]))
-        if not errs and self.vs is not None:
-            for path, names in self.mod.strict_unknowns(self.vs, inst):
-                out.append("UNKNOWN KEY(S) at %s: %s" % (path, ", ".join(names)))
-        with self.lock:
-            self.cache[key] = out
-            if len(self.cache) > 512:
-                self.cache.popitem(last=False)
-        return list(out)
+        super().__init__(defname, "openai", strict, shared_dir)
 
 
 # ---------------------------------------------------------------- scenarios
@@ -190,30 +138,9 @@ FAIL_OPTS = {"fail", "html_error"}
 FINISH = {"stop", "length", "tool_calls", "content_filter", "function_call"}
 
 
-class ScenarioError(ValueError):
-    pass
-
-
 def parse_scenario(raw):
-    opts = {}
-    for item in raw.split(","):
-        if not item:
-            continue
-        name, eq, value = item.partition("=")
-        value = urllib.parse.unquote(value)
-        if name in FLAG_OPTS and not eq:
-            opts[name] = True
-        elif name == "hang":
-            opts[name] = float(value) if eq else 120.0
-        elif name in INT_OPTS and eq and value.isdigit():
-            opts[name] = int(value)
-        elif name in STR_OPTS and eq:
-            opts[name] = value
-        elif name in FAIL_OPTS and re.fullmatch(r"\d{3}(:\d+)?", value or ""):
-            status, _, n = value.partition(":")
-            opts[name] = (int(status), int(n) if n else None)
-        else:
-            raise ScenarioError("bad scenario option %r (see the docstring of t/llm_server.py)" % item)
+    opts = testserver.parse_table(raw, FLAG_OPTS, INT_OPTS, STR_OPTS, FAIL_OPTS,
+                                  "bad scenario option %r (see the docstring of t/llm_server.py)")
     if "finish" in opts and opts["finish"] not in FINISH:
         raise ScenarioError("finish must be one of %s" % sorted(FINISH))
     if "args" in opts:
@@ -236,67 +163,16 @@ def tokenize(text):
     return re.findall(r"\s*\S+|\s+$", text)
 
 
-ERROR_KINDS = {
-    400: ("invalid_request_error", "invalid_value"),
-    401: ("invalid_request_error", "invalid_api_key"),
-    403: ("invalid_request_error", "unsupported_country_region_territory"),
-    404: ("invalid_request_error", "model_not_found"),
-    429: ("requests", "rate_limit_exceeded"),
-    500: ("server_error", None),
-    503: ("server_error", "service_unavailable"),
-}
-
-
-def phrase(status):
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Status %d" % status
-
-
-def error_body(message, etype, code=None, param=None):
-    return {"error": {"message": message, "type": etype, "param": param, "code": code}}
-
-
 # ---------------------------------------------------------------- connection
 
-
-
 class Conn(testserver.BaseConn):
+    """Unbuffered writes (every event leaves at once); streamed bodies in pieces."""
+    pause_step = 0.05
+    reset_delay = 0.05  # time for the kernel to send what was written before the RST drops it
+
     def __init__(self, srv, reader, writer):
         super().__init__(srv, reader, writer)
         writer.transport.set_write_buffer_limits(high=0)
-
-    # ---- low level
-    def gone(self):
-        return self.writer.is_closing() or self.reader.at_eof()
-
-    async def pause(self, seconds):
-        """Sleep, but wake up early when the client goes away, so the record
-        says "client_closed" as soon as the client has left."""
-        end = time.monotonic() + seconds
-        while not self.gone():
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            await asyncio.sleep(min(left, 0.05))
-
-    # ---- response helpers
-    async def head(self, status, ctype, length=None, keep=True, extra=(), chunked=False):
-        lines = ["HTTP/1.1 %d %s" % (status, phrase(status)), "Content-Type: " + ctype]
-        if length is not None:
-            lines.append("Content-Length: %d" % length)
-        if chunked:
-            lines.append("Transfer-Encoding: chunked")
-        lines += ["%s: %s" % kv for kv in extra]
-        lines.append("Connection: " + ("keep-alive" if keep else "close"))
-        await self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-
-    async def simple(self, req, status, obj=None, body=None, ctype="application/json", extra=(), drip=0, drip_ms=2):
-        if obj is not None:
-            body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-        await self.head(status, ctype, len(body), req.keep_alive, extra)
-        await self.pieces(body, drip, drip_ms, chunked=False)
 
     async def pieces(self, data, drip, drip_ms, chunked):
         step = drip or len(data) or 1
@@ -306,37 +182,20 @@ class Conn(testserver.BaseConn):
             if drip:
                 await asyncio.sleep(drip_ms / 1000.0)
 
-    async def reset(self):
-        sock = self.writer.get_extra_info("socket")
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        await asyncio.sleep(0.05)
-        self.writer.transport.abort()
-
 
 # ---------------------------------------------------------------- server
 
-class LLMServer:
+class LLMServer(testserver.BaseServer):
+    name = "llm_server"
+
     def __init__(self, args):
-        self.args = args
-        self.records = collections.deque(maxlen=1000)
-        self.counters = collections.Counter()
-        self.seq = 0
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        super().__init__(args)
         self.validator = None
         if not args.no_validate:
             try:
                 self.validator = Validator("CreateChatCompletionRequest", strict=True)
             except Exception as e:  # missing shared dir or jsonschema
                 log("WARNING: request validation disabled: %s: %s" % (type(e).__name__, e))
-        if args.record_dir:
-            os.makedirs(args.record_dir, exist_ok=True)
-
-    def note(self, msg):
-        if not self.args.quiet:
-            log(msg)
 
     async def dispatch(self, conn, req):
         """Answer one request; returns False when the connection must be closed."""
@@ -351,23 +210,12 @@ class LLMServer:
             return True
         if path == "/_requests":
             q = urllib.parse.parse_qs(query)
-            recs = list(self.records)
-            if "scenario" in q:
-                want = q["scenario"][-1]
-                recs = [r for r in recs if r["scenario"] is not None
-                        and want in (r["scenario"], urllib.parse.unquote(r["scenario"]))]
-            if "last" in q and q["last"][-1].isdigit():
-                recs = recs[-int(q["last"][-1]):] if int(q["last"][-1]) else []
-            await conn.simple(req, 200, recs)
+            await conn.simple(req, 200, testserver.last_n(testserver.matching(self.records, q), q))
             return True
 
-        self.seq += 1
-        seq = self.seq
-        rec = {"seq": seq, "time": round(time.time(), 3), "method": req.method, "path": req.target,
-               "http_version": req.version, "scenario": None, "headers": req.headers, "body": None,
-               "valid": None, "errors": [], "status": None, "outcome": "pending", "tokens_sent": 0}
-        self.records.append(rec)
-        conn.rec = rec
+        rec = self.record(conn, req, http_version=req.version, scenario=None, headers=req.headers, body=None,
+                          valid=None, errors=[], status=None, outcome="pending", tokens_sent=0)
+        seq = rec["seq"]
         text = req.body.decode("utf-8", "replace")
         parsed, is_json = None, False
         if req.body:
@@ -383,7 +231,7 @@ class LLMServer:
         async def fail(status, message, etype="invalid_request_error", code=None, extra=()):
             rec["status"], rec["outcome"] = status, "error"
             self.note("#%d %s %s -> %d %s" % (seq, req.method, req.target, status, message[:200]))
-            await conn.simple(req, status, error_body(message, etype, code), extra=extra)
+            await conn.simple(req, status, testserver.openai_error(message, etype, code), extra=extra)
             return True
 
         m = re.fullmatch(r"(?:/([^/]+))?/(?:v1/)?chat/completions/?", path)
@@ -402,23 +250,14 @@ class LLMServer:
         except (ScenarioError, ValueError) as e:
             return await fail(400, str(e), code="bad_scenario")
 
-        auth = req.headers.get("authorization")
-        key = self.args.require_key
-        if auth is not None and not re.fullmatch(r"Bearer \S+", auth):
-            return await fail(401, "Malformed Authorization header %r: expected 'Bearer <key>'." % auth,
-                              code="invalid_api_key")
-        if key is not None and auth is None:
-            return await fail(401, "You didn't provide an API key. You need to provide your API key in an "
-                              "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
-        if key is not None and auth != "Bearer " + key:
-            return await fail(401, "Incorrect API key provided: %s." % auth[7:], code="invalid_api_key")
+        err = testserver.openai_auth(req.headers.get("authorization"), self.args.require_key)
+        if err:
+            return await fail(401, err[0], code=err[1])
 
         if not is_json:
             rec["valid"] = False
             rec["errors"] = ["body is not JSON"]
-            return await fail(400, "We could not parse the JSON body of your request. (HINT: This likely means "
-                              "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
-                              "payload, but what was sent was not valid JSON.)")
+            return await fail(400, testserver.OPENAI_BAD_JSON)
         if self.validator is not None:
             errors = await asyncio.get_running_loop().run_in_executor(self.pool, self.validator.check, parsed)
             rec["valid"], rec["errors"] = not errors, errors
@@ -432,23 +271,13 @@ class LLMServer:
         if sc.get("first_ms"):
             await asyncio.sleep(sc["first_ms"] / 1000.0)
         if "hang" in sc:
-            rec["outcome"] = "hang_timeout"
-            try:
-                end = time.monotonic() + sc["hang"]
-                while time.monotonic() < end:
-                    if not await asyncio.wait_for(conn.reader.read(65536), end - time.monotonic()):
-                        rec["outcome"] = "client_closed"
-                        break
-            except asyncio.TimeoutError:
-                pass
-            return False
+            return await conn.hang(sc["hang"])
 
         extra = [("x-request-id", "req_%d" % seq)]
         failspec = sc.get("html_error") or sc.get("fail")
         if failspec:
             status, n = failspec
-            count = self.counters[scenario]
-            self.counters[scenario] += 1
+            count = self.count(scenario)
             if n is None or count % (n + 1) < n:
                 for opt, header in (("ra", "retry-after"), ("ra_ms", "retry-after-ms"),
                                     ("should_retry", "x-should-retry")):
@@ -457,18 +286,14 @@ class LLMServer:
                 rec["status"], rec["outcome"] = status, "error"
                 self.note("#%d %s -> scripted %d" % (seq, req.target, status))
                 if "html_error" in sc:
-                    title = html.escape("%d %s" % (status, phrase(status)))
-                    page = ("<html>\r\n<head><title>%s</title></head>\r\n<body>\r\n<center><h1>%s</h1></center>\r\n"
-                            "<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n" % (title, title))
-                    await conn.simple(req, status, body=page.encode(), ctype="text/html", extra=extra)
+                    await conn.simple(req, status, body=testserver.html_error(status, "cloudflare"), ctype="text/html",
+                                      extra=extra)
                     return True
-                etype, code = ERROR_KINDS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
+                msg, etype, code = testserver.openai_scripted(status, "llm_server.py")
                 code = sc.get("code", code)
                 if code == "insufficient_quota":
                     etype = code
-                msg = {429: "Rate limit reached for requests (scripted by llm_server.py). Please try again in 1s."}.get(
-                    status, "Scripted error %d from llm_server.py." % status)
-                await conn.simple(req, status, error_body(msg, etype, code), extra=extra)
+                await conn.simple(req, status, testserver.openai_error(msg, etype, code), extra=extra)
                 return True
 
         # ---- build the reply

@@ -7,9 +7,7 @@ option over raw sockets, and validates everything it emits against the OpenAI sc
 import asyncio
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +17,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no t/__pycache__ in the work tree
 import llm_server  # noqa: E402
+import selftest_util  # noqa: E402
+from selftest_util import read_response  # noqa: E402
 
 SERVER = os.path.join(HERE, "llm_server.py")
 PORT = None
@@ -34,14 +34,7 @@ def validator(defname):
 
 
 def start(*extra):
-    port_file = os.path.join(TMP, "port%d" % len(os.listdir(TMP)))
-    proc = subprocess.Popen(["/usr/bin/python3", SERVER, "--port", "0", "--port-file", port_file, "--quiet"]
-                            + list(extra), stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("listening on 127.0.0.1:"), line
-    port = int(line.rsplit(":", 1)[1])
-    assert int(open(port_file).read()) == port
-    return proc, port
+    return selftest_util.start(SERVER, TMP, *extra)
 
 
 def setUpModule():
@@ -50,8 +43,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    PROC.send_signal(signal.SIGTERM)
-    assert PROC.wait(5) == 0
+    selftest_util.stop(PROC)
 
 
 REQ = {"model": "gpt-test", "messages": [{"role": "system", "content": "Be brief."},
@@ -67,79 +59,8 @@ def body(stream=True, usage=True, **kw):
     return b
 
 
-class Resp:
-    status = None
-    reset = False      # connection reset by peer
-    complete = False   # body ended as the framing says (terminating chunk / full length)
-
-
-def read_response(f):
-    """Parse one response from a socket file; tolerate RST and EOF."""
-    r = Resp()
-    r.raw_chunks = []
-    data = bytearray()
-    try:
-        line = f.readline()
-        if not line:
-            r.body = b""
-            return r
-        r.status = int(line.split()[1])
-        r.headers = {}
-        while True:
-            h = f.readline().rstrip(b"\r\n")
-            if not h:
-                break
-            k, _, v = h.decode("latin-1").partition(":")
-            r.headers[k.strip().lower()] = v.strip()
-        if r.headers.get("transfer-encoding") == "chunked":
-            while True:
-                size_line = f.readline()
-                if not size_line:
-                    break
-                size = int(size_line.strip(), 16)
-                if size == 0:
-                    f.readline()
-                    r.complete = True
-                    break
-                piece = f.read(size)
-                r.raw_chunks.append(piece)
-                data += piece
-                if len(piece) < size:
-                    break
-                f.readline()
-        elif "content-length" in r.headers:
-            n = int(r.headers["content-length"])
-            data += f.read(n)
-            r.complete = len(data) == n
-        else:
-            while True:
-                piece = f.read1(65536)
-                if not piece:
-                    break
-                data += piece
-            r.complete = True
-    except ConnectionResetError:
-        r.reset = True
-    r.body = bytes(data)
-    return r
-
-
-def request(path, obj=None, raw=None, headers=None, method="POST", version="HTTP/1.1",
-            sock=None, keep=False, timeout=10, port=None):
-    s = sock or socket.create_connection(("127.0.0.1", port or PORT), timeout=timeout)
-    payload = raw if raw is not None else (json.dumps(obj).encode() if obj is not None else b"")
-    h = {"Host": "127.0.0.1", "Content-Type": "application/json", "Content-Length": str(len(payload))}
-    if not keep:
-        h["Connection"] = "close"
-    h.update(headers or {})
-    head = "%s %s %s\r\n" % (method, path, version) + "".join("%s: %s\r\n" % kv for kv in h.items() if kv[1] is not None)
-    s.sendall(head.encode() + b"\r\n" + payload)
-    f = s.makefile("rb")
-    r = read_response(f)
-    r.sock = s
-    if not keep:
-        s.close()
-    return r
+def request(path, obj=None, port=None, **kw):
+    return selftest_util.json_request(port or PORT, path, obj, **kw)
 
 
 def events(r):
@@ -475,12 +396,10 @@ class T(unittest.TestCase):
 
     def test_concurrency(self):
         async def one(i):
-            r, w = await asyncio.open_connection("127.0.0.1", PORT)
             data = json.dumps(body()).encode()
-            w.write(b"POST /tokens=10,token_ms=30/v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data))
-            out = await r.read()
-            w.close()
+            out = await selftest_util.async_exchange(PORT, (
+                b"POST /tokens=10,token_ms=30/v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data)))
             return out.count(b"data: [DONE]")
 
         async def many():

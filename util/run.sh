@@ -15,6 +15,8 @@
 # Conversations handed to a human go to SUPPORT_AGENT_HANDOFF_URL (a helpdesk
 # webhook, docs/handoff.md; SUPPORT_AGENT_HANDOFF_API_KEY its token), else to
 # a demo helpdesk on 127.0.0.1:8081 (t/helpdesk_server.py: GET /tickets).
+# Orders are looked up, refunded, cancelled at SUPPORT_AGENT_ORDERS_URL
+# (SUPPORT_AGENT_ORDERS_API_KEY its token), else in a demo shop on :8082.
 set -euo pipefail
 
 nginx_bin=$1
@@ -80,6 +82,31 @@ if [ -n "${SUPPORT_AGENT_LLM_URL:-}" ]; then
 else
     echo "No LLM configured (set SUPPORT_AGENT_LLM_URL to use one):"
     echo "the agent answers in its no-LLM mode."
+fi
+
+# the company's order API for the agent's actions (look up, refund, cancel,
+# change the address): SUPPORT_AGENT_ORDERS_URL, else a demo shop
+# (docs/shop-api.md) with all of tau-retail's orders when ../shared is there
+if [ -n "${SUPPORT_AGENT_ORDERS_URL:-}" ]; then
+    {
+        echo "support_agent_orders_url ${SUPPORT_AGENT_ORDERS_URL};"
+        if [ -n "${SUPPORT_AGENT_ORDERS_API_KEY:-}" ]; then
+            export SUPPORT_AGENT_ORDERS_API_KEY
+            echo "support_agent_orders_api_key env=SUPPORT_AGENT_ORDERS_API_KEY;"
+        fi
+    } > "$demo/orders.conf"
+    echo "Orders API: ${SUPPORT_AGENT_ORDERS_URL}"
+else
+    shop_seed=()
+    tau=$top/../shared/data/tau-retail
+    if [ -d "$tau" ]; then
+        shop_seed=(--seed-tau "$tau")
+    fi
+    /usr/bin/python3 "$top/t/shop_server.py" --port 8082 --quiet \
+        --parent-pid $$ --db "$demo/shop.db" "${shop_seed[@]}" &
+    echo "support_agent_orders_url http://127.0.0.1:8082/api;" \
+        > "$demo/orders.conf"
+    echo "Orders API: a demo shop on http://127.0.0.1:8082/api (curl -s '127.0.0.1:8082/api/orders/%23W2611340')"
 fi
 
 # the handoff to humans: the company's helpdesk, or the demo one

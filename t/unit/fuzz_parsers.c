@@ -12,14 +12,17 @@
  * chunk reads back the same) and abort()s when one breaks.  Also the
  * escalation layer: the helpdesk's reply, the queue and state records,
  * business hours, personal-data masking, order ids, sentiment and the
- * handoff summary and ticket.  Not built by
+ * handoff summary and ticket; and the actions layer: tool arguments from
+ * the LLM (round trip through the canonical JSON), orders and answers of
+ * the order API, the action state record, the customer's words (e-mail,
+ * amount, address, confirmation) and reply templates.  Not built by
  * "make unit"; by hand:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
  *       -o build/fuzz_parsers t/unit/fuzz_parsers.c src/sa_types.c \
  *       src/sa_utf8.c src/sa_sse.c src/sa_json.c src/sa_llm.c \
  *       src/sa_remote.c src/sa_kb.c src/sa_text.c src/sa_chunk.c \
- *       src/sa_intent.c src/sa_escalate.c src/sa_handoff.c \
+ *       src/sa_intent.c src/sa_escalate.c src/sa_handoff.c src/sa_act.c \
  *       -lyajl -lcurl -llmdb -lstemmer -lm
  *   mkdir -p build/fuzz-corpus
  *   build/fuzz_parsers -max_total_time=120 -max_len=4096 build/fuzz-corpus
@@ -40,6 +43,7 @@
 #include "sa_intent.h"
 #include "sa_escalate.h"
 #include "sa_handoff.h"
+#include "sa_act.h"
 
 
 #define check(cond)  do { if (!(cond)) abort(); } while (0)
@@ -532,6 +536,95 @@ fuzz_escalate(const char *p, size_t len, size_t split)
     }
 }
 
+static void
+fuzz_act(const char *p, size_t len)
+{
+    int               t, c;
+    char              err[160], detail[320], email[256], *json, *json2;
+    char             *path, *body, *out;
+    size_t            n, n2, blen, olen;
+    double            amount;
+    const char       *method;
+    sa_order_t        o;
+    sa_kv_t           vars[1];
+    sa_address_t      addr;
+    sa_tool_args_t    a, b;
+    sa_act_state_t    st, back;
+    sa_templates_t   *tpl;
+    unsigned char     buf[SA_ACT_STATE_MAX];
+
+    for (t = 0; t < SA_TOOL_COUNT; t++) {
+        if (sa_tool_args_parse((sa_tool_e) t, p, len, &a, err, sizeof(err))
+            != SA_OK)
+        {
+            continue;
+        }
+
+        /* what validates reads back the same from its canonical form */
+        check(sa_tool_args_json(&a, &json, &n) == SA_OK);
+        check(sa_tool_args_parse((sa_tool_e) t, json, n, &b, err,
+                                 sizeof(err)) == SA_OK);
+        check(sa_tool_args_json(&b, &json2, &n2) == SA_OK);
+        check(n == n2 && memcmp(json, json2, n) == 0);
+        free(json);
+        free(json2);
+
+        if (sa_tool_request(&a, &method, &path, &body, &blen) == SA_OK) {
+            check(path[0] == '/');
+            free(path);
+            free(body);
+        }
+    }
+
+    if (sa_order_parse(p, len, &o, err, sizeof(err)) == SA_OK) {
+        check(o.n_items <= SA_ACT_ITEMS);
+
+        if (sa_order_json(&o, &json, &n) == SA_OK) {
+            check(sa_utf8_valid((const unsigned char *) json, n));
+            free(json);
+        }
+    }
+
+    (void) sa_act_from_http(len ? 200 + (long) (p[0] & 0x7f) * 3 : 0, p,
+                            len, detail, sizeof(detail));
+    check(strlen(detail) < sizeof(detail));
+
+    if (sa_act_state_decode(p, len, &st) == SA_OK) {
+        n = sa_act_state_encode(&st, buf, sizeof(buf));
+        check(n > 0);
+        check(sa_act_state_decode(buf, n, &back) == SA_OK);
+        check(strcmp(back.verified_email, st.verified_email) == 0);
+    }
+
+    if (sa_text_email(p, len, email, sizeof(email))) {
+        check(strchr(email, '@') != NULL);
+    }
+
+    if (sa_text_amount(p, len, &amount)) {
+        check(amount > 0 && amount < 1e9);
+    }
+
+    (void) sa_text_address(p, len, &addr);
+
+    c = sa_confirmation(p, len);
+    check(c == SA_CONFIRM_YES || c == SA_CONFIRM_NO
+          || c == SA_CONFIRM_OTHER);
+
+    if (sa_templates_parse(p, len, &tpl, err, sizeof(err)) == SA_OK) {
+        vars[0].key = "order_id";
+        vars[0].value = "W1";
+
+        if (sa_template_render(tpl, "order_status", vars, 1, &out, &olen)
+            == SA_OK)
+        {
+            check(out[olen] == '\0');
+            free(out);
+        }
+
+        sa_templates_free(tpl);
+    }
+}
+
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -553,6 +646,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_remote(p, size);
     fuzz_intent(p, size);
     fuzz_escalate(p, size, split);
+    fuzz_act(p, size);
 
     return 0;
 }

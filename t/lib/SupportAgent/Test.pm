@@ -23,6 +23,11 @@ package SupportAgent::Test;
 #    http://127.0.0.1:$TEST_NGINX_HELPDESK_PORT/fail=503:2/tickets. GET /tickets lists the
 #    tickets it created (one per Idempotency-Key, with their deliveries); GET
 #    /tickets?min=1&wait=5 first waits up to 5 s for one (the workers deliver them later).
+#  * starts t/shop_server.py, the demo shop's order API (the company API of the actions;
+#    docs/shop-api.md), seeded with t/fixtures/shop-seed.json, on a fourth free port and sets
+#    $ENV{TEST_NGINX_SHOP_PORT} (and TEST_NGINX_SHOP_URL = http://127.0.0.1:PORT/api; a
+#    scenario goes in front of /api). POST /_reset restores the seed; GET /_refunds lists
+#    the refunds made.
 #    The servers are stopped in an END block (also when the test dies) and exit on their own
 #    when this process goes away. Recorded requests: GET /_requests on any of the ports (reach
 #    it through a proxy_pass location); DELETE /_requests clears them (kb_server: /_reset also
@@ -37,7 +42,8 @@ package SupportAgent::Test;
 # kb_require_key => KEY (every kb_server service wants KEY; sets $ENV{TEST_NGINX_KB_KEY}),
 # kb_server_args => [...] (extra kb_server.py arguments), helpdesk_require_key => KEY (the
 # helpdesk wants "Authorization: Bearer KEY"; sets $ENV{TEST_NGINX_HELPDESK_KEY}),
-# helpdesk_server_args => [...] (extra helpdesk_server.py arguments).
+# helpdesk_server_args => [...] (extra helpdesk_server.py arguments), shop_require_key =>
+# KEY (sets $ENV{TEST_NGINX_SHOP_KEY}), shop_server_args => [...].
 # Without import (use SupportAgent::Test ();) nothing starts: call start_llm_server(%opt) /
 # start_kb_server(%opt) / start_helpdesk_server(%opt) (same options without the kb_ /
 # helpdesk_ prefix), which return the port.
@@ -62,7 +68,8 @@ use Time::HiRes ();
 
 my $REPO = abs_path(File::Spec->catdir(dirname(abs_path(__FILE__)), '..', '..', '..'));
 
-our ($LLM_PID, $LLM_PORT, $KB_PID, $KB_PORT, $HELPDESK_PID, $HELPDESK_PORT, $OWNER_PID, $REGISTERED);
+our ($LLM_PID, $LLM_PORT, $KB_PID, $KB_PORT, $HELPDESK_PID, $HELPDESK_PORT, $SHOP_PID,
+     $SHOP_PORT, $OWNER_PID, $REGISTERED);
 
 # For the plain Test::More files that drive nginx themselves: a free TCP
 # port on 127.0.0.1, and waiting (up to 5 s) until something listens on one.
@@ -191,6 +198,20 @@ sub stop_kb_server {
     stop_server($pid);
 }
 
+sub start_shop_server {
+    my (%opt) = @_;
+    return $SHOP_PORT if $SHOP_PID;
+    ($SHOP_PID, $SHOP_PORT) = start_server('shop_server', %opt, record_suffix => '-shop');
+    return $SHOP_PORT;
+}
+
+sub stop_shop_server {
+    return unless defined $OWNER_PID && $OWNER_PID == $$;
+    my $pid = $SHOP_PID;
+    undef $SHOP_PID;
+    stop_server($pid);
+}
+
 sub stop_helpdesk_server {
     return unless defined $OWNER_PID && $OWNER_PID == $$;
     my $pid = $HELPDESK_PID;
@@ -269,6 +290,15 @@ sub import {
     $ENV{TEST_NGINX_HELPDESK_PORT} = $HELPDESK_PORT if defined $HELPDESK_PORT;
     $ENV{TEST_NGINX_HELPDESK_URL} = "http://127.0.0.1:$HELPDESK_PORT" if defined $HELPDESK_PORT;
     $ENV{TEST_NGINX_HELPDESK_KEY} = $opt{helpdesk_require_key} if defined $opt{helpdesk_require_key};
+    if ($ENV{SA_NO_SHOP_SERVER}) {
+        $SHOP_PORT = $ENV{TEST_NGINX_SHOP_PORT};
+    } else {
+        start_shop_server(require_key => $opt{shop_require_key},
+                          server_args => $opt{shop_server_args});
+    }
+    $ENV{TEST_NGINX_SHOP_PORT} = $SHOP_PORT if defined $SHOP_PORT;
+    $ENV{TEST_NGINX_SHOP_URL} = "http://127.0.0.1:$SHOP_PORT/api" if defined $SHOP_PORT;
+    $ENV{TEST_NGINX_SHOP_KEY} = $opt{shop_require_key} if defined $opt{shop_require_key};
     $ENV{TEST_NGINX_STORE_DIR} = store_dir();
     $ENV{TEST_NGINX_KB} = sample_kb();
     unless ($REGISTERED) {
@@ -285,6 +315,7 @@ END {
     stop_llm_server();
     stop_kb_server();
     stop_helpdesk_server();
+    stop_shop_server();
     $? = $status;
 }
 
