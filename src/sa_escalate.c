@@ -587,6 +587,7 @@ static int sa_word_is(const unsigned char *p, size_t len, const char *w);
 static size_t sa_order_skip(const unsigned char *p, size_t len, size_t i);
 static size_t sa_order_token(const unsigned char *p, size_t len, size_t i,
     size_t min);
+static size_t sa_words(const char *text, size_t len);
 static char *sa_one_line(const char *text, size_t len, unsigned mask,
     size_t max, const char *suffix);
 
@@ -2780,6 +2781,33 @@ sa_order_token(const unsigned char *p, size_t len, size_t i, size_t min)
 #define SA_SUMMARY_MOODS   5
 #define SA_SUMMARY_NO_ISSUE  "(no message from the customer)"
 
+
+/* white-space separated words, for telling an answer from a request */
+
+static size_t
+sa_words(const char *text, size_t len)
+{
+    size_t  i, n;
+    int     in;
+
+    n = 0;
+    in = 0;
+
+    for (i = 0; text != NULL && i < len; i++) {
+        if (text[i] == ' ' || text[i] == '\t' || text[i] == '\n'
+            || text[i] == '\r')
+        {
+            in = 0;
+
+        } else if (!in) {
+            in = 1;
+            n++;
+        }
+    }
+
+    return n;
+}
+
 int
 sa_handoff_summary(const sa_msg_t *msgs, size_t n, const sa_esc_state_t *s,
     const sa_esc_decision_t *d, unsigned mask, char **summary,
@@ -2853,6 +2881,20 @@ sa_handoff_summary(const sa_msg_t *msgs, size_t n, const sa_esc_state_t *s,
         if (msgs[i - 1].role == SA_ROLE_USER && ++users == back) {
             first = i - 1;
             break;
+        }
+    }
+
+    /* a short answer ("yes", "ok", an e-mail address) is not the issue
+       either: the nearest earlier message that says something */
+    for (i = first; first < n && i > 0 && sa_words(msgs[first].content,
+                                                   msgs[first].content_len)
+                                           < 3;
+         i--)
+    {
+        if (msgs[i - 1].role == SA_ROLE_USER
+            && sa_words(msgs[i - 1].content, msgs[i - 1].content_len) >= 3)
+        {
+            first = i - 1;
         }
     }
 

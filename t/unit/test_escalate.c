@@ -1072,7 +1072,20 @@ test_summary(void)
     free(sum);
     free(subj);
 
-    rc = sa_handoff_summary(m + 2, 1, &s, &d, SA_MASK_ALL, &sum, NULL);
+    /* a short answer before the request is not the issue either */
+    msg(&m[0], SA_ROLE_USER, "My package never arrived");
+    msg(&m[1], SA_ROLE_ASSISTANT, "Shall I refund it?");
+    msg(&m[2], SA_ROLE_USER, "yes");
+    msg(&m[3], SA_ROLE_USER, "I want to talk to a human");
+
+    rc = sa_handoff_summary(m, 4, &s, &d, SA_MASK_ALL, &sum, &subj);
+    ok(rc == SA_OK, "explicit after a short answer");
+    is_str(subj, "My package never arrived (then asked for a human)",
+           "explicit: the short answer is skipped");
+    free(sum);
+    free(subj);
+
+    rc = sa_handoff_summary(m + 3, 1, &s, &d, SA_MASK_ALL, &sum, NULL);
     ok(rc == SA_OK && has_line(sum, "Issue: I want to talk to a human")
        && has_line(sum, "Tried: nothing yet"),
        "explicit as the first message: that message, nothing tried");
