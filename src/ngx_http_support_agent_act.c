@@ -377,43 +377,6 @@ ngx_http_sa_act_tools(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 char *
-ngx_http_sa_act_refund_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_sa_act_conf_t *acf;
-
-    char       *end;
-    double      v;
-    ngx_str_t  *value;
-
-    acf = (ngx_http_sa_act_conf_t *) ((u_char *) conf + cmd->offset);
-
-    if (acf->refund_limit >= 0) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "off") == 0) {
-        acf->refund_limit = 0;
-        return NGX_CONF_OK;
-    }
-
-    v = strtod((char *) value[1].data, &end);
-
-    if (value[1].len == 0 || *end != '\0' || !(v > 0 && v < 1e9)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\" in \"%V\": an amount above "
-                           "0, or \"off\"", &value[1], &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    acf->refund_limit = v;
-
-    return NGX_CONF_OK;
-}
-
-
-char *
 ngx_http_sa_act_identity(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_sa_act_conf_t *acf;
@@ -525,18 +488,20 @@ ngx_http_sa_act_begin(ngx_http_request_t *r, ngx_http_sa_action_t *act,
         }
 
         if (trusted.len && trusted.len < sizeof(act->state.verified_email)) {
-            for (p = trusted.data; p < trusted.data + trusted.len; p++) {
-                *p = ngx_tolower(*p);
+            /* lowercased in a copy: the value may be the configuration's
+               or a request header's own bytes */
+            p = ngx_pnalloc(r->pool, trusted.len + 1);
+            if (p == NULL) {
+                return NGX_ERROR;
             }
 
+            ngx_strlow(p, trusted.data, trusted.len);
+            p[trusted.len] = '\0';
+
             if (act->state.verified_by != 2
-                || ngx_strncmp(act->state.verified_email, trusted.data,
-                               trusted.len) != 0
-                || act->state.verified_email[trusted.len] != '\0')
+                || ngx_strcmp(act->state.verified_email, p) != 0)
             {
-                ngx_memcpy(act->state.verified_email, trusted.data,
-                           trusted.len);
-                act->state.verified_email[trusted.len] = '\0';
+                ngx_memcpy(act->state.verified_email, p, trusted.len + 1);
                 act->state.verified_by = 2;
                 act->dirty = 1;
             }

@@ -105,8 +105,6 @@ char *ngx_http_sa_act_merge(ngx_conf_t *cf, ngx_http_sa_act_conf_t *conf,
     ngx_http_sa_act_conf_t *prev);
 void ngx_http_sa_act_init_conf(ngx_http_sa_act_conf_t *conf);
 char *ngx_http_sa_act_tools(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_sa_act_refund_limit(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 char *ngx_http_sa_act_identity(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

@@ -288,40 +288,43 @@ ngx_http_sa_number_or_off(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* a number above 0 within cmd->post's bounds, or "off" (0), into a double
+   initialised to -1 */
+
 char *
-ngx_http_sa_escalate_sentiment(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
+ngx_http_sa_positive_or_off(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_sa_escalate_conf_t *ecf;
+    ngx_http_sa_number_bounds_t  *b = cmd->post;
 
     char       *end;
-    double      v;
+    double      v, *field;
     ngx_str_t  *value;
 
-    ecf = (ngx_http_sa_escalate_conf_t *) ((u_char *) conf + cmd->offset);
+    field = (double *) ((u_char *) conf + cmd->offset);
 
-    if (ecf->sentiment >= 0) {
+    if (*field >= 0) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
-        ecf->sentiment = 0;
+        *field = 0;
         return NGX_CONF_OK;
     }
 
     v = strtod((char *) value[1].data, &end);
 
-    if (value[1].len == 0 || *end != '\0' || !(v > 0 && v <= 1)) {
+    if (value[1].len == 0 || *end != '\0' || !(v > 0)
+        || v > b->max || (v == b->max && !b->inclusive))
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\" in \"%V\": a score above 0 "
-                           "and at most 1 (0 is very negative), or \"off\"",
-                           &value[1], &cmd->name);
+                           "invalid value \"%V\" in \"%V\": %s, or \"off\"",
+                           &value[1], &cmd->name, b->what);
         return NGX_CONF_ERROR;
     }
 
-    ecf->sentiment = v;
+    *field = v;
 
     return NGX_CONF_OK;
 }

@@ -95,7 +95,14 @@ void ngx_http_sa_escalate_init_conf(ngx_http_sa_escalate_conf_t *conf);
 
 char *ngx_http_sa_number_or_off(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_http_sa_escalate_sentiment(ngx_conf_t *cf, ngx_command_t *cmd,
+/* the bounds of ngx_http_sa_positive_or_off(), its cmd->post */
+typedef struct {
+    double                     max;
+    ngx_uint_t                 inclusive;    /* max itself allowed */
+    const char                *what;         /* for the error message */
+} ngx_http_sa_number_bounds_t;
+
+char *ngx_http_sa_positive_or_off(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_sa_escalate_after(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

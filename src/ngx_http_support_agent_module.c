@@ -103,6 +103,16 @@ static ngx_conf_num_bounds_t  ngx_http_sa_history_bounds = {
     ngx_http_sa_check_bounds, 0, 1000
 };
 
+static ngx_http_sa_number_bounds_t  ngx_http_sa_sentiment_bounds = {
+    1, 1, "a score above 0 and at most 1 (0 is very negative)"
+};
+
+
+static ngx_http_sa_number_bounds_t  ngx_http_sa_refund_limit_bounds = {
+    1e9, 0, "an amount above 0"
+};
+
+
 static ngx_conf_num_bounds_t  ngx_http_sa_tool_rounds_bounds = {
     ngx_http_sa_check_bounds, 1, 20
 };
@@ -425,10 +435,10 @@ static ngx_command_t  ngx_http_sa_commands[] = {
 
     { ngx_string("support_agent_escalate_sentiment"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_sa_escalate_sentiment,
+      ngx_http_sa_positive_or_off,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_sa_loc_conf_t, escalate),
-      NULL },
+      offsetof(ngx_http_sa_loc_conf_t, escalate.sentiment),
+      &ngx_http_sa_sentiment_bounds },
 
     { ngx_string("support_agent_escalate_unserved"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -530,10 +540,10 @@ static ngx_command_t  ngx_http_sa_commands[] = {
 
     { ngx_string("support_agent_refund_limit"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_sa_act_refund_limit,
+      ngx_http_sa_positive_or_off,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_sa_loc_conf_t, act),
-      NULL },
+      offsetof(ngx_http_sa_loc_conf_t, act.refund_limit),
+      &ngx_http_sa_refund_limit_bounds },
 
     { ngx_string("support_agent_identity"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
