@@ -54,6 +54,8 @@ static ngx_int_t ngx_http_sa_act_send(ngx_http_request_t *r,
 static void ngx_http_sa_act_fetched(ngx_http_sa_fetch_t *f);
 static void ngx_http_sa_act_failed(ngx_event_t *ev);
 static void ngx_http_sa_act_free_replies(void *data);
+static int ngx_http_sa_act_state_decode(const void *buf, size_t len,
+    void *out);
 static char *ngx_http_sa_act_strdup(ngx_pool_t *pool, const char *s,
     size_t len);
 static void ngx_http_sa_act_executed(ngx_http_request_t *r,
@@ -326,6 +328,13 @@ ngx_http_sa_act_merge(ngx_conf_t *cf, ngx_http_sa_act_conf_t *conf,
 }
 
 
+static int
+ngx_http_sa_act_state_decode(const void *buf, size_t len, void *out)
+{
+    return sa_act_state_decode(buf, len, out);
+}
+
+
 static void
 ngx_http_sa_act_free_replies(void *data)
 {
@@ -417,12 +426,8 @@ ngx_http_sa_act_begin(ngx_http_request_t *r, ngx_http_sa_action_t *act,
     ngx_http_sa_act_conf_t *conf, ngx_str_t *conversation_id,
     const sa_msg_t *user, ngx_str_t *confirm)
 {
-    int          rc;
     u_char      *p;
-    MDB_val      key, val;
-    MDB_txn     *txn;
     ngx_str_t    trusted;
-    sa_store_t  *store;
 
     if (conf->api.url.len == 0) {
         return NGX_DECLINED;
@@ -443,41 +448,24 @@ ngx_http_sa_act_begin(ngx_http_request_t *r, ngx_http_sa_action_t *act,
         return NGX_ERROR;
     }
 
-    store = ngx_http_sa_store();
     sa_act_state_init(&act->state);
 
-    if (sa_store_read_begin(store, &txn) != SA_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "support agent: cannot read the actions of "
-                      "conversation \"%V\": %s", conversation_id,
-                      sa_store_last_error(store));
-        return NGX_ERROR;
-    }
-
-    key.mv_data = conversation_id->data;
-    key.mv_size = conversation_id->len;
-
-    rc = mdb_get(txn, ngx_http_sa_act_dbi, &key, &val);
-
-    if (rc == MDB_SUCCESS
-        && sa_act_state_decode(val.mv_data, val.mv_size, &act->state)
-           != SA_OK)
+    switch (ngx_http_sa_store_read(r->connection->log, ngx_http_sa_act_dbi,
+                                   conversation_id,
+                                   ngx_http_sa_act_state_decode,
+                                   &act->state, "actions of conversation"))
     {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "support agent: damaged action state of "
-                      "conversation \"%V\" reset", conversation_id);
+    case NGX_ERROR:
+        return NGX_ERROR;
+
+    case NGX_ABORT:
+        /* a damaged record starts over rather than block every turn */
         sa_act_state_init(&act->state);
         act->dirty = 1;
-    }
+        break;
 
-    sa_store_read_end(store);
-
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "support agent: cannot read the actions of "
-                      "conversation \"%V\": %s", conversation_id,
-                      mdb_strerror(rc));
-        return NGX_ERROR;
+    default:
+        break;
     }
 
     /* nginx vouches for the customer (auth_request, a session layer) */

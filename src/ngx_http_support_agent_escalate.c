@@ -81,6 +81,10 @@ static int ngx_http_sa_esc_state_handler(sa_store_t *st, struct MDB_txn *txn,
     void *data);
 static ngx_int_t ngx_http_sa_handoff_read(ngx_log_t *log, const char *id,
     size_t len, sa_handoff_rec_t *rec, char *ticket_id);
+static int ngx_http_sa_handoff_rec_read(const void *buf, size_t len,
+    void *out);
+static int ngx_http_sa_esc_state_decode(const void *buf, size_t len,
+    void *out);
 static ngx_int_t ngx_http_sa_handoff_finish(ngx_log_t *log, const char *id,
     ngx_http_sa_fetch_t *f, char *ticket_id, int32_t *wait);
 static void ngx_http_sa_handoff_turn_done(ngx_http_sa_fetch_t *f);
@@ -551,10 +555,7 @@ ngx_http_sa_escalate_observe(ngx_http_request_t *r,
     ngx_str_t *conversation_id, ngx_uint_t created,
     ngx_http_sa_routed_t *routed, const sa_msg_t *user)
 {
-    int              rc;
     int64_t          now;
-    MDB_val          key, val;
-    MDB_txn         *txn;
     sa_store_t      *store;
     sa_esc_sig_t     sig;
     sa_esc_turn_t    turn;
@@ -579,35 +580,22 @@ ngx_http_sa_escalate_observe(ngx_http_request_t *r,
 
     sa_esc_state_init(&esc->state);
 
-    rc = sa_store_read_begin(store, &txn);
-    if (rc != SA_OK) {
-        goto failed;
-    }
-
-    key.mv_data = conversation_id->data;
-    key.mv_size = conversation_id->len;
-
-    rc = mdb_get(txn, ngx_http_sa_esc_dbi, &key, &val);
-
-    if (rc == MDB_SUCCESS
-        && sa_esc_state_decode(val.mv_data, val.mv_size, &esc->state)
-           != SA_OK)
+    switch (ngx_http_sa_store_read(r->connection->log, ngx_http_sa_esc_dbi,
+                                   conversation_id,
+                                   ngx_http_sa_esc_state_decode,
+                                   &esc->state,
+                                   "escalation state of conversation"))
     {
-        /* a damaged record starts over rather than block every turn */
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "support agent: damaged escalation state of "
-                      "conversation \"%V\" reset", conversation_id);
-        sa_esc_state_init(&esc->state);
-    }
-
-    sa_store_read_end(store);
-
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "support agent: cannot read the escalation state of "
-                      "conversation \"%V\": %s", conversation_id,
-                      mdb_strerror(rc));
+    case NGX_ERROR:
         return NGX_ERROR;
+
+    case NGX_ABORT:
+        /* a damaged record starts over rather than block every turn */
+        sa_esc_state_init(&esc->state);
+        break;
+
+    default:
+        break;
     }
 
     meta.created_ms = now;
@@ -676,15 +664,6 @@ ngx_http_sa_escalate_observe(ngx_http_request_t *r,
                    sa_esc_reason_name(esc->decision.reason));
 
     return NGX_OK;
-
-failed:
-
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "support agent: cannot read the escalation state of "
-                  "conversation \"%V\": %s", conversation_id,
-                  sa_store_last_error(store));
-
-    return NGX_ERROR;
 }
 
 
@@ -1410,38 +1389,48 @@ static ngx_int_t
 ngx_http_sa_handoff_read(ngx_log_t *log, const char *id, size_t len,
     sa_handoff_rec_t *rec, char *ticket_id)
 {
-    int          rc;
-    MDB_val      key, val;
-    MDB_txn     *txn;
-    sa_store_t  *store;
+    ngx_int_t  rc;
+    ngx_str_t  key;
 
-    store = ngx_http_sa_store();
+    key.data = (u_char *) id;
+    key.len = len;
 
-    if (sa_store_read_begin(store, &txn) != SA_OK) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "support agent: cannot read handoff tickets: %s",
-                      sa_store_last_error(store));
-        return NGX_ERROR;
+    rc = ngx_http_sa_store_read(log, ngx_http_sa_handoff_dbi, &key,
+                                ngx_http_sa_handoff_rec_read, rec,
+                                "handoff ticket of conversation");
+
+    if (rc != NGX_OK) {
+        return NGX_DECLINED;
     }
 
-    key.mv_data = (void *) id;
-    key.mv_size = len;
+    ngx_memcpy(ticket_id, rec->ticket_id, SA_HANDOFF_ID_MAX + 1);
 
-    rc = mdb_get(txn, ngx_http_sa_handoff_dbi, &key, &val);
+    return NGX_OK;
+}
 
-    if (rc == MDB_SUCCESS) {
-        rc = sa_handoff_rec_decode(val.mv_data, val.mv_size, rec);
+
+/* the pointers into the map are dropped: the transaction is over */
+
+static int
+ngx_http_sa_handoff_rec_read(const void *buf, size_t len, void *out)
+{
+    sa_handoff_rec_t  *rec = out;
+
+    if (sa_handoff_rec_decode(buf, len, rec) != SA_OK) {
+        return SA_INVALID;
     }
 
-    if (rc == SA_OK) {
-        ngx_memcpy(ticket_id, rec->ticket_id, SA_HANDOFF_ID_MAX + 1);
-        rec->url = NULL;
-        rec->body = NULL;
-    }
+    rec->url = NULL;
+    rec->body = NULL;
 
-    sa_store_read_end(store);
+    return SA_OK;
+}
 
-    return rc == SA_OK ? NGX_OK : NGX_DECLINED;
+
+static int
+ngx_http_sa_esc_state_decode(const void *buf, size_t len, void *out)
+{
+    return sa_esc_state_decode(buf, len, out);
 }
 
 

@@ -15,6 +15,8 @@
 
 #include "ngx_http_support_agent_store.h"
 
+#include <lmdb.h>
+
 
 #define NGX_HTTP_SA_STORE_MAINTAIN   10000
 #define NGX_HTTP_SA_STORE_FIRST_MAP  (64 * 1024 * 1024)
@@ -203,4 +205,54 @@ ngx_http_sa_store_maintain(ngx_event_t *ev)
     if (!ngx_exiting && !ngx_quit && !ngx_terminate) {
         ngx_add_timer(ev, NGX_HTTP_SA_STORE_MAINTAIN);
     }
+}
+
+
+ngx_int_t
+ngx_http_sa_store_read(ngx_log_t *log, unsigned dbi, ngx_str_t *key,
+    ngx_http_sa_record_decode_pt decode, void *out, const char *what)
+{
+    int          rc;
+    MDB_val      k, v;
+    MDB_txn     *txn;
+    ngx_int_t    res;
+    sa_store_t  *store;
+
+    store = ngx_http_sa_store();
+
+    if (sa_store_read_begin(store, &txn) != SA_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "support agent: cannot read the %s \"%V\": %s",
+                      what, key, sa_store_last_error(store));
+        return NGX_ERROR;
+    }
+
+    k.mv_data = key->data;
+    k.mv_size = key->len;
+
+    rc = mdb_get(txn, dbi, &k, &v);
+
+    if (rc == MDB_SUCCESS) {
+        /* decoded before the transaction ends: the value is the map's */
+        res = decode(v.mv_data, v.mv_size, out) == SA_OK ? NGX_OK
+                                                         : NGX_ABORT;
+
+    } else {
+        res = rc == MDB_NOTFOUND ? NGX_DECLINED : NGX_ERROR;
+    }
+
+    sa_store_read_end(store);
+
+    if (res == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "support agent: cannot read the %s \"%V\": %s",
+                      what, key, mdb_strerror(rc));
+
+    } else if (res == NGX_ABORT) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "support agent: damaged %s \"%V\" reset", what,
+                      key);
+    }
+
+    return res;
 }

@@ -24,5 +24,16 @@ ngx_int_t ngx_http_sa_store_init_process(ngx_cycle_t *cycle,
 void ngx_http_sa_store_exit_process(ngx_cycle_t *cycle);
 sa_store_t *ngx_http_sa_store(void);
 
+/* decodes a record read from the store into out: SA_OK or SA_INVALID */
+typedef int (*ngx_http_sa_record_decode_pt)(const void *buf, size_t len,
+    void *out);
+
+/* the record of key in the named database dbi, decoded in one short read
+   transaction: NGX_OK, NGX_DECLINED (no such key), NGX_ABORT (the record
+   is damaged: the caller starts over), NGX_ERROR (logged, naming what) */
+ngx_int_t ngx_http_sa_store_read(ngx_log_t *log, unsigned dbi,
+    ngx_str_t *key, ngx_http_sa_record_decode_pt decode, void *out,
+    const char *what);
+
 
 #endif /* _NGX_HTTP_SUPPORT_AGENT_STORE_H_INCLUDED_ */
