@@ -10,7 +10,6 @@
 
 #include <lmdb.h>
 #include <math.h>
-#include <strings.h>
 #include <sys/random.h>
 
 #include <yajl/yajl_tree.h>
@@ -871,7 +870,6 @@ ngx_http_sa_act_executed(ngx_http_request_t *r, ngx_http_sa_action_t *act,
     switch (code) {
 
     case SA_ACT_OK:
-        act->executed = 1;
         act->outcome = "done";
 
         if (act->tool == SA_TOOL_PROCESS_REFUND) {
@@ -1070,7 +1068,7 @@ ngx_http_sa_act_owner(ngx_http_request_t *r, ngx_http_sa_action_t *act)
     want = act->state.verified_email[0] ? act->state.verified_email
                                         : act->email;
 
-    if (want[0] == '\0' || strcasecmp(want, act->order.email) != 0) {
+    if (!sa_order_email_matches(&act->order, want)) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "support agent: conversation \"%V\" asked about order "
                       "\"%s\" of another customer: refused",
@@ -1208,35 +1206,22 @@ static ngx_int_t
 ngx_http_sa_act_prepare(ngx_http_request_t *r, ngx_http_sa_action_t *act,
     sa_tool_args_t *args, double amount)
 {
-    char            *json;
-    size_t           len;
-    uint32_t         rnd;
-    sa_act_state_t  *s;
-
-    s = &act->state;
-
-    if (sa_tool_args_json(args, &json, &len) != SA_OK) {
-        return NGX_ERROR;
-    }
-
-    if (len >= sizeof(s->pending_args)) {
-        free(json);
-        return NGX_ERROR;
-    }
+    uint32_t  rnd;
 
     if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd)) {
         rnd = (uint32_t) ngx_random();
     }
 
-    s->seq++;
-    ngx_snprintf((u_char *) s->pending_id, sizeof(s->pending_id) - 1,
-                 "act_%uD_%08xD%Z", s->seq, rnd);
-    s->pending = 1;
-    s->pending_tool = args->tool;
-    ngx_memcpy(s->pending_args, json, len + 1);
-    s->pending_amount = args->tool == SA_TOOL_UPDATE_ADDRESS ? 0 : amount;
-    s->pending_created_ms = ngx_http_sa_act_now();
-    free(json);
+    if (sa_act_prepare(&act->state, args, rnd, ngx_http_sa_act_now())
+        != SA_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* a refund by items: the amount their prices make */
+    if (args->tool == SA_TOOL_PROCESS_REFUND) {
+        act->state.pending_amount = amount;
+    }
 
     act->dirty = 1;
     act->outcome = "pending_confirmation";
@@ -1251,17 +1236,7 @@ ngx_http_sa_act_prepare(ngx_http_request_t *r, ngx_http_sa_action_t *act,
 static void
 ngx_http_sa_act_clear_pending(ngx_http_sa_action_t *act)
 {
-    sa_act_state_t  *s;
-
-    s = &act->state;
-
-    s->pending = 0;
-    s->pending_id[0] = '\0';
-    s->pending_tool = SA_TOOL_NONE;
-    s->pending_args[0] = '\0';
-    s->pending_amount = 0;
-    s->pending_created_ms = 0;
-
+    sa_act_clear_pending(&act->state);
     act->dirty = 1;
 }
 
@@ -1883,29 +1858,17 @@ ngx_http_sa_act_json(ngx_http_sa_action_t *act, void *jw)
 static ngx_int_t
 ngx_http_sa_act_dbis(ngx_log_t *log)
 {
-    sa_store_t  *store;
+    static const char  *names[] = { "actions", "audit", NULL };
+    static unsigned    *dbis[] = { &ngx_http_sa_act_dbi,
+                                   &ngx_http_sa_audit_dbi };
 
     if (ngx_http_sa_act_dbis_open && ngx_http_sa_act_dbis_pid == ngx_pid) {
         return NGX_OK;
     }
 
-    store = ngx_http_sa_store();
-
-    if (store == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, log, 0,
-                      "support agent: the conversation store is not open "
-                      "in this process");
-        return NGX_ERROR;
-    }
-
-    if (sa_store_dbi_open(store, "actions", 0, &ngx_http_sa_act_dbi)
-        != SA_OK
-        || sa_store_dbi_open(store, "audit", 0, &ngx_http_sa_audit_dbi)
-           != SA_OK)
+    if (ngx_http_sa_store_dbis(log, names, dbis, "actions")
+        != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "support agent: cannot open the actions databases: "
-                      "%s", sa_store_last_error(store));
         return NGX_ERROR;
     }
 

@@ -97,7 +97,6 @@ struct ngx_http_sa_action_s {
     unsigned                     active:1;
     unsigned                     dirty:1;       /* state to save */
     unsigned                     running:1;     /* a request is out */
-    unsigned                     executed:1;    /* a write ran */
 };
 
 

@@ -1269,32 +1269,19 @@ ngx_http_sa_is_high_stakes(ngx_http_sa_escalate_conf_t *conf,
 static ngx_int_t
 ngx_http_sa_escalate_dbis(ngx_log_t *log)
 {
-    sa_store_t  *store;
+    static const char  *names[] = { "escalation", "handoff", "handoff_queue",
+                                    NULL };
+    static unsigned    *dbis[] = { &ngx_http_sa_esc_dbi,
+                                   &ngx_http_sa_handoff_dbi,
+                                   &ngx_http_sa_queue_dbi };
 
     if (ngx_http_sa_esc_dbis_open) {
         return NGX_OK;
     }
 
-    store = ngx_http_sa_store();
-
-    if (store == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, log, 0,
-                      "support agent: the conversation store is not open "
-                      "in this process");
-        return NGX_ERROR;
-    }
-
-    if (sa_store_dbi_open(store, "escalation", 0, &ngx_http_sa_esc_dbi)
-        != SA_OK
-        || sa_store_dbi_open(store, "handoff", 0, &ngx_http_sa_handoff_dbi)
-           != SA_OK
-        || sa_store_dbi_open(store, "handoff_queue", 0,
-                             &ngx_http_sa_queue_dbi)
-           != SA_OK)
+    if (ngx_http_sa_store_dbis(log, names, dbis, "escalation")
+        != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "support agent: cannot open the escalation "
-                      "databases: %s", sa_store_last_error(store));
         return NGX_ERROR;
     }
 

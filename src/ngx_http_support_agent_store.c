@@ -256,3 +256,32 @@ ngx_http_sa_store_read(ngx_log_t *log, unsigned dbi, ngx_str_t *key,
 
     return res;
 }
+
+
+ngx_int_t
+ngx_http_sa_store_dbis(ngx_log_t *log, const char **names, unsigned **dbis,
+    const char *what)
+{
+    ngx_uint_t   i;
+    sa_store_t  *store;
+
+    store = ngx_http_sa_store();
+
+    if (store == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "support agent: the conversation store is not open "
+                      "in this process");
+        return NGX_ERROR;
+    }
+
+    for (i = 0; names[i] != NULL; i++) {
+        if (sa_store_dbi_open(store, names[i], 0, dbis[i]) != SA_OK) {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "support agent: cannot open the %s databases: %s",
+                          what, sa_store_last_error(store));
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}

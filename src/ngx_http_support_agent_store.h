@@ -24,6 +24,12 @@ ngx_int_t ngx_http_sa_store_init_process(ngx_cycle_t *cycle,
 void ngx_http_sa_store_exit_process(ngx_cycle_t *cycle);
 sa_store_t *ngx_http_sa_store(void);
 
+/* opens (creating) a layer's named databases in this process's store:
+   names NULL-terminated, each handle into *dbis[i]; NGX_ERROR (logged,
+   naming what) */
+ngx_int_t ngx_http_sa_store_dbis(ngx_log_t *log, const char **names,
+    unsigned **dbis, const char *what);
+
 /* decodes a record read from the store into out: SA_OK or SA_INVALID */
 typedef int (*ngx_http_sa_record_decode_pt)(const void *buf, size_t len,
     void *out);
